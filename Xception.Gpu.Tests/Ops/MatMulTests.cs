@@ -1,0 +1,38 @@
+using Xception.Gpu.Ops;
+using Xunit;
+
+namespace Xception.Gpu.Tests.Ops;
+
+public class MatMulTests
+{
+    // M < K, sizes no multiple of 4 or 64, all four transpose combinations, beta 0 and 1, and a long K that
+    // takes the split-K path.
+    [Theory]
+    [MemberData(nameof(Backends.All), MemberType = typeof(Backends))]
+    public void MatchesReferenceOnOddShapes(string backend)
+    {
+        var d = Backends.Get(backend);
+        foreach (var (m, n, k) in new[] { (5, 7, 19), (13, 70, 67), (3, 5, 1200), (66, 9, 130) })
+            foreach (bool ta in new[] { false, true })
+                foreach (bool tb in new[] { false, true })
+                    foreach (float beta in new[] { 0f, 1f })
+                    {
+                        var a = Data.Uniform(m * k, 1); var b = Data.Uniform(k * n, 2); var c0 = Data.Uniform(m * n, 3);
+                        using var ta_ = Tensor.From(d, a, a.Length); using var tb_ = Tensor.From(d, b, b.Length);
+                        using var tc = Tensor.From(d, c0, c0.Length);
+                        MatMul.On(d).Run(ta_.View, ta, tb_.View, tb, m, n, k, beta, tc.View);
+                        var want = MatMul.Reference(Data.D(a), ta, Data.D(b), tb, m, n, k, beta, Data.D(c0));
+                        Check.Close($"matmul M={m} N={n} K={k} transA={ta} transB={tb} beta={beta}", tc.ToArray(), want, Check.ForSum(k));
+                    }
+    }
+
+    [Fact]
+    public void RejectsBuffersTooSmallForTheSizes()
+    {
+        var d = Backends.Get(Backends.Cpu);
+        using var a = Tensor.Zeros(d, 10); using var b = Tensor.Zeros(d, 10); using var c = Tensor.Zeros(d, 4);
+        var e = Assert.Throws<ShapeException>(() => MatMul.On(d).Run(a.View, false, b.View, false, 2, 2, 6, 0, c.View));
+        Assert.Contains("matmul", e.Message);
+        Assert.Contains("K=6", e.Message);
+    }
+}

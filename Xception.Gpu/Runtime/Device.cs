@@ -1,0 +1,249 @@
+namespace Xception.Gpu;
+
+using ILGPU;
+using ILGPU.Algorithms;
+using ILGPU.Runtime;
+using ILGPU.Runtime.CPU;
+using ILGPU.Runtime.Cuda;
+using ILGPU.Runtime.OpenCL;
+
+/// <summary>What <c>xception devices</c> prints about one accelerator.</summary>
+public sealed record DeviceInfo(string Id, DeviceKind Kind, string Name, long MemoryBytes, int WarpSize,
+    int Multiprocessors, bool Usable, string? Note);
+
+/// <summary>
+/// One accelerator with its ILGPU context, the kernels loaded on it (once, then reused) and its scratch
+/// buffers. Not thread-safe: drive one device from one thread at a time.
+/// </summary>
+public sealed class Device : IDisposable
+{
+    /// <summary>Threads per group on the CPU accelerator; small groups keep ILGPU's group barrier cheap.</summary>
+    const int CpuThreadsPerWarp = 2;
+
+    /// <summary>Groups launched per CPU core for grid-stride kernels (measured best: 2 per core).</summary>
+    const int CpuGroupsPerCore = 2;
+
+    readonly DeviceSpec spec;
+    Context context = null!;
+    Accelerator accelerator = null!;
+    readonly Dictionary<string, Delegate> kernels = new();
+    readonly Dictionary<Type, object> ops = new();
+    readonly Dictionary<int, MemoryBuffer1D<float, Stride1D.Dense>> scratch = new();
+
+    readonly bool gpuShapedCpu;
+
+    Device(DeviceSpec spec, bool gpuShapedCpu = false)
+    {
+        this.spec = spec;
+        this.gpuShapedCpu = gpuShapedCpu;
+        Create();
+    }
+
+    /// <summary>
+    /// A CPU accelerator shaped like a GPU (groups of 256 threads), on which ops pick their GPU variants
+    /// (shared-memory tiles, barriers). Slow; it exists so that tests check the GPU code paths on machines
+    /// without a GPU.
+    /// </summary>
+    public static Device OpenGpuShapedCpu() => new(new DeviceSpec(DeviceKind.Cpu, 0), gpuShapedCpu: true);
+
+    /// <summary>True where ops should launch their GPU variants: on GPUs and on a GPU-shaped CPU.</summary>
+    public bool UsesGpuKernels => !IsCpu || gpuShapedCpu;
+
+    /// <summary>The device's id as a device string, e.g. <c>cpu:0</c> or <c>cuda:1</c>.</summary>
+    public string Id => spec.ToString();
+    public DeviceKind Kind => spec.Kind!.Value;
+    public string Name => accelerator.Name;
+    public bool IsCpu => Kind == DeviceKind.Cpu;
+    public Accelerator Accelerator => accelerator;
+    public int WarpSize => accelerator.WarpSize;
+    public long MemoryBytes => accelerator.MemorySize;
+
+    /// <summary>Bumped each time the context is recreated; tensors from an older generation are invalid.</summary>
+    public int Generation { get; private set; }
+
+    /// <summary>Opens a device by device string (see <see cref="DeviceSpec"/>).</summary>
+    public static Device Open(string? device = "auto") => Open(DeviceSpec.Parse(device));
+
+    public static Device Open(DeviceSpec spec)
+    {
+        if (spec.IsAuto)
+        {
+            var usable = List().Where(d => d.Usable).ToList();
+            var best = usable.FirstOrDefault(d => d.Kind == DeviceKind.Cuda)
+                       ?? usable.FirstOrDefault(d => d.Kind == DeviceKind.OpenCL);
+            spec = best is null ? new DeviceSpec(DeviceKind.Cpu, 0) : DeviceSpec.Parse(best.Id);
+        }
+        else if (spec.Kind != DeviceKind.Cpu)
+        {
+            var all = List();
+            var found = all.FirstOrDefault(d => d.Id == spec.ToString());
+            if (found is null)
+            {
+                var have = all.Where(d => d.Kind == spec.Kind).Select(d => d.Id).ToList();
+                throw new DeviceException($"no device {spec}: this machine has " +
+                    (have.Count == 0 ? $"no {spec.Kind} device" : string.Join(", ", have)) +
+                    "; 'xception devices' lists what there is");
+            }
+            if (!found.Usable) throw new DeviceException($"device {spec} ({found.Name}) cannot run kernels: {found.Note}");
+        }
+        return new Device(spec);
+    }
+
+    /// <summary>Every accelerator ILGPU finds, CPU first.</summary>
+    public static IReadOnlyList<DeviceInfo> List()
+    {
+        var list = new List<DeviceInfo>();
+        using var ctx = Context.Create(b => b.Cuda().OpenCL().CPU(CpuDevice()));
+        var cpu = ctx.GetCPUDevices()[0];
+        list.Add(new("cpu:0", DeviceKind.Cpu, CpuName(), GC.GetGCMemoryInfo().TotalAvailableMemoryBytes,
+            cpu.WarpSize, cpu.NumMultiprocessors, true, $"{Environment.ProcessorCount} cores"));
+        int i = 0;
+        foreach (var d in ctx.GetCudaDevices())
+            list.Add(new($"cuda:{i++}", DeviceKind.Cuda, d.Name, d.MemorySize, d.WarpSize, d.NumMultiprocessors, true,
+                $"compute {d.Architecture}"));
+        i = 0;
+        foreach (var d in ctx.GetCLDevices())
+        {
+            bool generic = d.Capabilities.GenericAddressSpace;
+            list.Add(new($"opencl:{i++}", DeviceKind.OpenCL, d.Name, d.MemorySize, d.WarpSize, d.NumMultiprocessors,
+                generic, generic ? $"OpenCL {d.CVersion}" : "no OpenCL 2.0 generic address space (ILGPU needs it)"));
+        }
+        return list;
+    }
+
+    static CPUDevice CpuDevice() => new(CpuThreadsPerWarp, 1, Environment.ProcessorCount);
+
+    static string CpuName()
+    {
+        try
+        {
+            var line = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name"));
+            if (line is not null) return "CPU accelerator: " + line[(line.IndexOf(':') + 1)..].Trim();
+        }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+        return "CPU accelerator";
+    }
+
+    void Create()
+    {
+        var kind = spec.Kind!.Value;
+        context = Context.Create(b =>
+        {
+            b.EnableAlgorithms().Optimize(OptimizationLevel.O1);
+            if (kind == DeviceKind.Cpu) b.CPU(gpuShapedCpu ? new CPUDevice(32, 8, 2) : CpuDevice());
+            else if (kind == DeviceKind.Cuda) b.Cuda();
+            else b.OpenCL();
+        });
+        try
+        {
+            accelerator = kind switch
+            {
+                // Parallel mode runs groups on all cores; the small CPUDevice keeps barrier costs low.
+                DeviceKind.Cpu => context.GetCPUDevices()[0].CreateCPUAccelerator(context, CPUAcceleratorMode.Parallel),
+                DeviceKind.Cuda => context.GetCudaDevices()[spec.Index].CreateAccelerator(context),
+                _ => context.GetCLDevices()[spec.Index].CreateAccelerator(context),
+            };
+        }
+        catch (Exception e) when (e is not XceptionException)
+        {
+            context.Dispose();
+            throw new DeviceException($"device {spec} could not be started: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Throws away the context and everything loaded on it, then creates a fresh one.</summary>
+    void Recreate()
+    {
+        DisposeResources();
+        Generation++;
+        Create();
+    }
+
+    /// <summary>
+    /// Returns the op of type <typeparamref name="T"/> bound to this device, creating it (and so loading its
+    /// kernels) on first use.
+    /// </summary>
+    public T Op<T>(Func<Device, T> create) where T : class
+    {
+        if (ops.TryGetValue(typeof(T), out var op)) return (T)op;
+        var made = create(this);
+        ops[typeof(T)] = made;
+        return made;
+    }
+
+    /// <summary>
+    /// Loads a kernel once and caches it by name. A compile failure becomes a
+    /// <see cref="KernelCompileException"/> naming the kernel, and the context is recreated.
+    /// </summary>
+    public TDelegate Load<TDelegate>(string name, Func<Accelerator, TDelegate> load) where TDelegate : Delegate
+    {
+        if (kernels.TryGetValue(name, out var k)) return (TDelegate)k;
+        TDelegate loaded;
+        try
+        {
+            loaded = load(accelerator);
+        }
+        catch (Exception e) when (e is not XceptionException)
+        {
+            var error = new KernelCompileException(name, $"{Id} ({Name})", e);
+            Recreate();
+            throw error;
+        }
+        kernels[name] = loaded;
+        return loaded;
+    }
+
+    /// <summary>Launch shape for a grid-stride kernel over <paramref name="items"/> items.</summary>
+    public KernelConfig GridFor(long items)
+    {
+        if (!UsesGpuKernels)
+        {
+            int groups = (int)Math.Clamp((items + CpuThreadsPerWarp - 1) / CpuThreadsPerWarp, 1,
+                Environment.ProcessorCount * CpuGroupsPerCore);
+            return new KernelConfig(groups, CpuThreadsPerWarp);
+        }
+        const int groupSize = 256;
+        long maxGroups = (long)accelerator.NumMultiprocessors * (accelerator.MaxNumThreadsPerMultiprocessor / groupSize) * 4;
+        int g = (int)Math.Clamp((items + groupSize - 1) / groupSize, 1, Math.Max(maxGroups, 1));
+        return new KernelConfig(g, groupSize);
+    }
+
+    /// <summary>Number of threads that run at once, used to decide how finely to split reductions.</summary>
+    public int Parallelism => !UsesGpuKernels
+        ? Environment.ProcessorCount * CpuGroupsPerCore * CpuThreadsPerWarp
+        : accelerator.NumMultiprocessors * accelerator.MaxNumThreadsPerMultiprocessor;
+
+    /// <summary>
+    /// A scratch buffer of at least <paramref name="length"/> floats in slot <paramref name="slot"/>, grown
+    /// when too small and otherwise reused, so ops need no allocation per call. Valid until the next request
+    /// for the same slot.
+    /// </summary>
+    public ArrayView<float> Scratch(int slot, long length)
+    {
+        if (!scratch.TryGetValue(slot, out var buf) || buf.Length < length)
+        {
+            buf?.Dispose();
+            buf = accelerator.Allocate1D<float>(Math.Max(length, 1));
+            scratch[slot] = buf;
+        }
+        return buf.View.SubView(0, length);
+    }
+
+    /// <summary>Waits until every launched kernel has finished.</summary>
+    public void Synchronize() => accelerator.Synchronize();
+
+    void DisposeResources()
+    {
+        foreach (var b in scratch.Values) b.Dispose();
+        scratch.Clear();
+        kernels.Clear();
+        ops.Clear();
+        accelerator?.Dispose();
+        context?.Dispose();
+    }
+
+    public void Dispose() => DisposeResources();
+
+    public override string ToString() => $"{Id} ({Name}{(gpuShapedCpu ? ", GPU-shaped" : "")})";
+}

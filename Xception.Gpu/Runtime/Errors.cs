@@ -1,0 +1,44 @@
+namespace Xception.Gpu;
+
+/// <summary>Base of every error this library throws on purpose; its message is one line meant for users.</summary>
+public class XceptionException : Exception
+{
+    public XceptionException(string message, Exception? inner = null) : base(message, inner) { }
+}
+
+/// <summary>A device string that names no usable device, or a device that failed.</summary>
+public sealed class DeviceException : XceptionException
+{
+    public DeviceException(string message, Exception? inner = null) : base(message, inner) { }
+}
+
+/// <summary>A tensor whose shape does not fit the op; the message names the op and both shapes.</summary>
+public sealed class ShapeException : XceptionException
+{
+    public string Op { get; }
+    public ShapeException(string op, string message) : base($"{op}: {message}") => Op = op;
+}
+
+/// <summary>An argument out of range for an op (a stride of 0, a dropout rate of 1, ...).</summary>
+public sealed class OpArgumentException : XceptionException
+{
+    public OpArgumentException(string op, string message) : base($"{op}: {message}") { }
+}
+
+/// <summary>
+/// A kernel that ILGPU could not compile for the device. The device's context is recreated afterwards,
+/// because ILGPU leaves a context unusable after a failed compile; tensors made before are then invalid.
+/// </summary>
+public sealed class KernelCompileException : XceptionException
+{
+    public string Kernel { get; }
+    public KernelCompileException(string kernel, string device, Exception inner)
+        : base($"kernel '{kernel}' failed to compile for {device}: {FirstLine(inner)}", inner) => Kernel = kernel;
+
+    static string FirstLine(Exception e)
+    {
+        var m = (e.InnerException ?? e).Message;
+        int nl = m.IndexOf('\n');
+        return nl < 0 ? m : m[..nl].TrimEnd();
+    }
+}
