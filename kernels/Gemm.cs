@@ -28,7 +28,8 @@ public static class Gemm
         int tiles = tilesM * tilesN;
         int slices = (k + kChunk - 1) / kChunk;
         int total = tiles * slices;
-        for (int t = Grids.Start; t < total; t += Grids.Stride)
+        int step = Grids.Stride;
+        for (int t = Grids.Start; t < total; t += step)
         {
             int slice = t / tiles;
             int rest = t - slice * tiles;

@@ -15,7 +15,8 @@ public static class Reduce
         int rows, int length, float beta,
         ArrayView<float> output)  // [L]
     {
-        for (int l = Grids.Start; l < length; l += Grids.Stride)
+        int step = Grids.Stride;
+        for (int l = Grids.Start; l < length; l += step)
         {
             float s = 0f;
             for (int r = 0; r < rows; r++) s += partial[r * length + l];
@@ -35,7 +36,8 @@ public static class ColumnSums
     {
         int chunks = (rows + chunkRows - 1) / chunkRows;
         int total = chunks * cols;
-        for (int t = Grids.Start; t < total; t += Grids.Stride)
+        int step = Grids.Stride;
+        for (int t = Grids.Start; t < total; t += step)
         {
             int ch = t / cols, c = t - ch * cols;
             int r1 = (ch + 1) * chunkRows < rows ? (ch + 1) * chunkRows : rows;

@@ -223,7 +223,11 @@ public sealed class Device : IDisposable
     {
         if (!scratch.TryGetValue(slot, out var buf) || buf.Length < length)
         {
-            buf?.Dispose();
+            if (buf is not null)
+            {
+                accelerator.Synchronize(); // a kernel still in flight may read the old buffer
+                buf.Dispose();
+            }
             buf = accelerator.Allocate1D<float>(Math.Max(length, 1));
             scratch[slot] = buf;
         }

@@ -1,0 +1,91 @@
+using Xception.Gpu.Ops;
+using Xunit;
+
+namespace Xception.Gpu.Tests.Ops;
+
+public class DenseAndLossTests
+{
+    [Theory]
+    [MemberData(nameof(Backends.All), MemberType = typeof(Backends))]
+    public void DenseMatchesReference(string backend)
+    {
+        var d = Backends.Get(backend);
+        foreach (var (n, c, o) in new[] { (3, 37, 11), (5, 130, 7), (2, 9, 67) })
+        {
+            var x = Data.Uniform(n * c, 61); var w = Data.Uniform(c * o, 62); var b = Data.Uniform(o, 63);
+            using var tx = Tensor.From(d, x, n, c); using var tw = Tensor.From(d, w, c, o); using var tb = Tensor.From(d, b, o);
+            using var ty = Tensor.Zeros(d, n, o);
+            var op = Dense.On(d);
+            op.Forward(tx, tw, tb, ty);
+            Check.Close($"dense forward {n}x{c}->{o}", ty.ToArray(), Dense.Reference.Forward(Data.D(x), Data.D(w), Data.D(b), n, c, o), Check.ForSum(c + 1));
+            var dy = Data.Uniform(n * o, 64);
+            using var tdy = Tensor.From(d, dy, n, o);
+            using var tdx = Tensor.Zeros(d, n, c); using var tdw = Tensor.Zeros(d, c, o); using var tdb = Tensor.Zeros(d, o);
+            op.Backward(tdy, tx, tw, tdx, tdw, tdb);
+            var (rdx, rdw, rdb) = Dense.Reference.Backward(Data.D(x), Data.D(w), Data.D(dy), n, c, o);
+            Check.Close("dense dx", tdx.ToArray(), rdx, Check.ForSum(o));
+            Check.Close("dense dw", tdw.ToArray(), rdw, Check.ForSum(n));
+            Check.Close("dense db", tdb.ToArray(), rdb, Check.ForSum(n));
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Backends.All), MemberType = typeof(Backends))]
+    public void SoftmaxCrossEntropyMatchesReference(string backend)
+    {
+        var d = Backends.Get(backend);
+        int n = 7, c = 13;
+        var z = Data.Uniform(n * c, 65, -4f, 4f);
+        int[] labels = [0, 12, 5, 5, 3, 11, 7];
+        using var tz = Tensor.From(d, z, n, c); using var tl = Tensor.Zeros<int>(d, n); using var tdz = Tensor.Zeros(d, n, c);
+        using var probs = Tensor.Zeros(d, n, c);
+        var op = Loss.On(d);
+        foreach (float smoothing in new[] { 0f, 0.1f })
+        {
+            double loss = op.SoftmaxCrossEntropy(tz, labels, tl, tdz, smoothing);
+            var (rl, rdz) = Loss.Reference.SoftmaxCrossEntropy(Data.D(z), labels, c, smoothing);
+            Assert.True(Math.Abs(loss - rl) <= Check.ForSum(c) * Math.Abs(rl), $"loss {loss} vs {rl} (smoothing {smoothing})");
+            Check.Close($"softmax cross-entropy gradient (smoothing {smoothing})", tdz.ToArray(), rdz, Check.ForSum(c));
+        }
+        op.Softmax(tz, probs);
+        var p = probs.ToArray();
+        for (int r = 0; r < n; r++) Assert.InRange(p.Skip(r * c).Take(c).Sum(), 1 - 1e-5, 1 + 1e-5);
+        var e = Assert.Throws<OpArgumentException>(() => op.SoftmaxCrossEntropy(tz, [0, 13, 1, 1, 1, 1, 1], tl, tdz));
+        Assert.Equal("softmax_cross_entropy: label 13 at row 1 is outside [0, 13)", e.Message);
+    }
+
+    [Theory]
+    [MemberData(nameof(Backends.All), MemberType = typeof(Backends))]
+    public void SigmoidCrossEntropyMatchesReference(string backend)
+    {
+        var d = Backends.Get(backend);
+        int n = 5, c = 17;
+        var z = Data.Uniform(n * c, 66, -30f, 30f); // large logits: the stable form must not overflow
+        var t = Data.Uniform(n * c, 67).Select(v => v > 0.3f ? 1f : 0f).ToArray();
+        using var tz = Tensor.From(d, z, n, c); using var tt = Tensor.From(d, t, n, c); using var tdz = Tensor.Zeros(d, n, c);
+        double loss = Loss.On(d).SigmoidCrossEntropy(tz, tt, tdz);
+        var (rl, rdz) = Loss.Reference.SigmoidCrossEntropy(Data.D(z), Data.D(t), n, c);
+        Assert.True(Math.Abs(loss - rl) <= 1e-5 * Math.Abs(rl), $"loss {loss} vs {rl}");
+        Check.Close("sigmoid cross-entropy gradient", tdz.ToArray(), rdz, 1e-6);
+    }
+
+    [Fact]
+    public void ReferenceGradientsMatchCentralDifferences()
+    {
+        int n = 3, c = 5, o = 4;
+        var x = Data.D(Data.Uniform(n * c, 68)); var w = Data.D(Data.Uniform(c * o, 69)); var b = Data.D(Data.Uniform(o, 70));
+        var r = Data.D(Data.Uniform(n * o, 71));
+        var (dx, dw, db) = Dense.Reference.Backward(x, w, r, n, c, o);
+        Check.Gradient("dense dx", v => Check.Dot(r, Dense.Reference.Forward(v, w, b, n, c, o)), x, dx);
+        Check.Gradient("dense dw", v => Check.Dot(r, Dense.Reference.Forward(x, v, b, n, c, o)), w, dw);
+        Check.Gradient("dense db", v => Check.Dot(r, Dense.Reference.Forward(x, w, v, n, c, o)), b, db);
+
+        var z = Data.D(Data.Uniform(n * c, 72, -3f, 3f));
+        int[] labels = [4, 0, 2];
+        Check.Gradient("softmax cross-entropy", v => Loss.Reference.SoftmaxCrossEntropy(v, labels, c, 0.1).Loss, z,
+            Loss.Reference.SoftmaxCrossEntropy(z, labels, c, 0.1).Dlogits);
+        var t = Data.D(Data.Uniform(n * c, 73, 0f, 1f));
+        Check.Gradient("sigmoid cross-entropy", v => Loss.Reference.SigmoidCrossEntropy(v, t, n, c).Loss, z,
+            Loss.Reference.SigmoidCrossEntropy(z, t, n, c).Dlogits);
+    }
+}

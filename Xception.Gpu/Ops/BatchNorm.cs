@@ -1,0 +1,176 @@
+using ILGPU;
+using ILGPU.Runtime;
+using K = Xception.Gpu.Kernels;
+
+namespace Xception.Gpu.Ops;
+
+/// <summary>The tensors of one batch-normalization layer, all [C].</summary>
+public sealed record BatchNormParams(Tensor<float> Gamma, Tensor<float> Beta, Tensor<float> MovingMean, Tensor<float> MovingVar);
+
+/// <summary>
+/// Batch normalization over the last axis, Keras semantics: epsilon 1e-3, momentum 0.99; training
+/// normalizes with the batch mean and biased variance and moves the moving statistics
+/// (moving = momentum * moving + (1 - momentum) * batch); inference uses the moving statistics.
+/// Training forward saves mean and 1/std per channel for the backward pass.
+/// </summary>
+public sealed class BatchNorm
+{
+    const string Name = "batchnorm";
+    public const float DefaultEpsilon = 1e-3f, DefaultMomentum = 0.99f;
+
+    readonly Device d;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>> sqdevPartials;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, float, float, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> statistics;
+    readonly Action<KernelConfig, ArrayView<float>, int, float, ArrayView<float>> inverseStd;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ArrayView<float>> normalize;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>> backwardPartials;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ArrayView<float>> backwardInput;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ArrayView<float>> backwardFrozen;
+
+    BatchNorm(Device d)
+    {
+        this.d = d;
+        sqdevPartials = d.Load("batchnorm.sqdev_partials", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>>(K.BatchNorm.SquaredDeviationPartials));
+        statistics = d.Load("batchnorm.statistics", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, float, float, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(K.BatchNorm.Statistics));
+        inverseStd = d.Load("batchnorm.inverse_std", a => a.LoadStreamKernel<ArrayView<float>, int, float, ArrayView<float>>(K.BatchNorm.InverseStd));
+        normalize = d.Load("batchnorm.normalize", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ArrayView<float>>(K.BatchNorm.Normalize));
+        backwardPartials = d.Load("batchnorm.backward_partials", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>>(K.BatchNorm.BackwardPartials));
+        backwardInput = d.Load("batchnorm.backward_input", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ArrayView<float>>(K.BatchNorm.BackwardInput));
+        backwardFrozen = d.Load("batchnorm.backward_frozen", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ArrayView<float>>(K.BatchNorm.BackwardInputFrozen));
+    }
+
+    public static BatchNorm On(Device d) => d.Op(x => new BatchNorm(x));
+
+    void CheckParams(Tensor<float> x, BatchNormParams p)
+    {
+        int c = x.Shape[-1];
+        Expect.Dims(Name, "gamma", p.Gamma, c);
+        Expect.Dims(Name, "beta", p.Beta, c);
+        Expect.Dims(Name, "moving_mean", p.MovingMean, c);
+        Expect.Dims(Name, "moving_variance", p.MovingVar, c);
+    }
+
+    /// <summary>
+    /// Training forward: y from batch statistics; writes the batch mean and 1/std into
+    /// <paramref name="mean"/> and <paramref name="invstd"/> ([C], kept for backward) and moves the moving
+    /// statistics.
+    /// </summary>
+    public void ForwardTraining(Tensor<float> x, BatchNormParams p, Tensor<float> y, Tensor<float> mean, Tensor<float> invstd,
+        float epsilon = DefaultEpsilon, float momentum = DefaultMomentum)
+    {
+        CheckParams(x, p);
+        Expect.SameShape(Name, "output", y, "input", x);
+        int rows = x.Shape.Rows, c = x.Shape[-1];
+        Expect.Dims(Name, "saved mean", mean, c);
+        Expect.Dims(Name, "saved 1/std", invstd, c);
+        var red = Reductions.On(d);
+        var sums = d.Scratch(ScratchSlot.Statistics, 2L * c);
+        var sum = sums.SubView(0, c);
+        var sqdev = sums.SubView(c, c);
+        red.SumColumns(x.View, rows, c, 0f, sum);
+        var (chunkRows, chunks) = red.Chunking(rows, c);
+        var partial = d.Scratch(ScratchSlot.RowPartials, (long)chunks * c);
+        sqdevPartials(d.GridFor((long)chunks * c), x.View, sum, rows, c, chunkRows, partial);
+        red.SumRows(partial, chunks, c, 0f, sqdev);
+        statistics(d.GridFor(c), sum, sqdev, rows, c, epsilon, momentum, mean.View, invstd.View, p.MovingMean.View, p.MovingVar.View);
+        normalize(d.GridFor(x.Length), x.View, mean.View, invstd.View, p.Gamma.View, p.Beta.View, rows, c, y.View);
+    }
+
+    /// <summary>Inference forward with the moving statistics.</summary>
+    public void ForwardInference(Tensor<float> x, BatchNormParams p, Tensor<float> y, float epsilon = DefaultEpsilon)
+    {
+        CheckParams(x, p);
+        Expect.SameShape(Name, "output", y, "input", x);
+        int c = x.Shape[-1];
+        var invstd = d.Scratch(ScratchSlot.Statistics, c);
+        inverseStd(d.GridFor(c), p.MovingVar.View, c, epsilon, invstd);
+        normalize(d.GridFor(x.Length), x.View, p.MovingMean.View, invstd, p.Gamma.View, p.Beta.View, x.Shape.Rows, c, y.View);
+    }
+
+    /// <summary>Training backward: dx, dgamma = sum dy * xhat, dbeta = sum dy, from the saved statistics.</summary>
+    public void BackwardTraining(Tensor<float> dy, Tensor<float> x, Tensor<float> gamma, Tensor<float> mean, Tensor<float> invstd,
+        Tensor<float> dx, Tensor<float> dgamma, Tensor<float> dbeta)
+    {
+        Expect.SameShape(Name, "output gradient", dy, "input", x);
+        Expect.SameShape(Name, "input gradient", dx, "input", x);
+        int rows = x.Shape.Rows, c = x.Shape[-1];
+        foreach (var (n, t) in new[] { ("gamma", gamma), ("saved mean", mean), ("saved 1/std", invstd), ("dgamma", dgamma), ("dbeta", dbeta) })
+            Expect.Dims(Name, n, t, c);
+        var red = Reductions.On(d);
+        var (chunkRows, chunks) = red.Chunking(rows, c);
+        var partial = d.Scratch(ScratchSlot.RowPartials, (long)chunks * 2 * c);
+        backwardPartials(d.GridFor((long)chunks * c), dy.View, x.View, mean.View, invstd.View, rows, c, chunkRows, partial);
+        var sums = d.Scratch(ScratchSlot.Statistics, 2L * c);
+        red.SumRows(partial, chunks, 2 * c, 0f, sums);
+        backwardInput(d.GridFor(x.Length), dy.View, x.View, mean.View, invstd.View, gamma.View, sums, rows, c, dx.View);
+        sums.SubView(0, c).CopyTo(dbeta.View);
+        sums.SubView(c, c).CopyTo(dgamma.View);
+    }
+
+    /// <summary>
+    /// Inference-mode backward (a frozen layer, as Keras' BatchNormalization with training=False): the
+    /// statistics are constants, dx = dy * gamma / sqrt(moving_var + eps); dgamma and dbeta as in training
+    /// but with xhat from the moving statistics.
+    /// </summary>
+    public void BackwardInference(Tensor<float> dy, Tensor<float> x, BatchNormParams p, Tensor<float> dx, Tensor<float> dgamma, Tensor<float> dbeta,
+        float epsilon = DefaultEpsilon)
+    {
+        CheckParams(x, p);
+        Expect.SameShape(Name, "output gradient", dy, "input", x);
+        Expect.SameShape(Name, "input gradient", dx, "input", x);
+        int rows = x.Shape.Rows, c = x.Shape[-1];
+        var red = Reductions.On(d);
+        var sums = d.Scratch(ScratchSlot.Statistics, 3L * c);
+        var invstd = sums.SubView(2L * c, c);
+        inverseStd(d.GridFor(c), p.MovingVar.View, c, epsilon, invstd);
+        var (chunkRows, chunks) = red.Chunking(rows, c);
+        var partial = d.Scratch(ScratchSlot.RowPartials, (long)chunks * 2 * c);
+        backwardPartials(d.GridFor((long)chunks * c), dy.View, x.View, p.MovingMean.View, invstd, rows, c, chunkRows, partial);
+        red.SumRows(partial, chunks, 2 * c, 0f, sums.SubView(0, 2L * c));
+        backwardFrozen(d.GridFor(x.Length), dy.View, invstd, p.Gamma.View, rows, c, dx.View);
+        sums.SubView(0, c).CopyTo(dbeta.View);
+        sums.SubView(c, c).CopyTo(dgamma.View);
+    }
+
+    /// <summary>Float64 reference over x seen as [rows, C].</summary>
+    public static class Reference
+    {
+        public static (double[] Y, double[] Mean, double[] Var) ForwardTraining(double[] x, double[] gamma, double[] beta, int rows, int c, double eps)
+        {
+            var mean = new double[c]; var vr = new double[c];
+            for (int r = 0; r < rows; r++) for (int j = 0; j < c; j++) mean[j] += x[r * c + j] / rows;
+            for (int r = 0; r < rows; r++) for (int j = 0; j < c; j++) { double dd = x[r * c + j] - mean[j]; vr[j] += dd * dd / rows; }
+            var y = new double[x.Length];
+            for (int i = 0; i < x.Length; i++) { int j = i % c; y[i] = (x[i] - mean[j]) / Math.Sqrt(vr[j] + eps) * gamma[j] + beta[j]; }
+            return (y, mean, vr);
+        }
+
+        public static double[] ForwardInference(double[] x, double[] gamma, double[] beta, double[] mm, double[] mv, int c, double eps)
+        {
+            var y = new double[x.Length];
+            for (int i = 0; i < x.Length; i++) { int j = i % c; y[i] = (x[i] - mm[j]) / Math.Sqrt(mv[j] + eps) * gamma[j] + beta[j]; }
+            return y;
+        }
+
+        /// <summary>Gradients of sum(dy * y) through the batch statistics: (dx, dgamma, dbeta).</summary>
+        public static (double[] Dx, double[] Dgamma, double[] Dbeta) BackwardTraining(double[] x, double[] gamma, double[] dy, int rows, int c, double eps)
+        {
+            var (_, mean, vr) = ForwardTraining(x, gamma, new double[c], rows, c, eps);
+            var dg = new double[c]; var db = new double[c];
+            for (int i = 0; i < x.Length; i++)
+            {
+                int j = i % c;
+                db[j] += dy[i];
+                dg[j] += dy[i] * (x[i] - mean[j]) / Math.Sqrt(vr[j] + eps);
+            }
+            var dx = new double[x.Length];
+            for (int i = 0; i < x.Length; i++)
+            {
+                int j = i % c;
+                double inv = 1 / Math.Sqrt(vr[j] + eps), xhat = (x[i] - mean[j]) * inv;
+                dx[i] = gamma[j] * inv * (dy[i] - db[j] / rows - xhat * dg[j] / rows);
+            }
+            return (dx, dg, db);
+        }
+    }
+}

@@ -1,0 +1,110 @@
+using ILGPU;
+using ILGPU.Runtime;
+using Xception.Gpu.Kernels;
+using K = Xception.Gpu.Kernels;
+
+namespace Xception.Gpu.Ops;
+
+/// <summary>
+/// Regular k x k convolution without bias: x [N, H, W, C] * w [KH, KW, C, O] -> y [N, OH, OW, O], stride s,
+/// TensorFlow 'same' or 'valid' padding. Forward, input gradient, weight gradient, float64 reference.
+/// </summary>
+public sealed class Conv2D
+{
+    const string Name = "conv2d";
+    readonly Device d;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ConvShape, ArrayView<float>> forward, backwardInput;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ConvShape, int, ArrayView<float>> weightPartials;
+
+    Conv2D(Device d)
+    {
+        this.d = d;
+        forward = d.Load("conv2d.forward", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvShape, ArrayView<float>>(K.Conv2D.Forward));
+        backwardInput = d.Load("conv2d.backward_input", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvShape, ArrayView<float>>(K.Conv2D.BackwardInput));
+        weightPartials = d.Load("conv2d.backward_weight", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvShape, int, ArrayView<float>>(K.Conv2D.BackwardWeightPartials));
+    }
+
+    public static Conv2D On(Device d) => d.Op(x => new Conv2D(x));
+
+    /// <summary>Geometry for input x and weights w [KH, KW, C, O]; checks that they fit.</summary>
+    public static ConvShape Geometry(Shape x, Shape w, int stride, Padding padding)
+    {
+        if (w.Rank != 4 || w[0] != w[1])
+            throw new ShapeException(Name, $"weights must be [k, k, in, out], got {w}");
+        if (x.Rank != 4 || x[3] != w[2])
+            throw new ShapeException(Name, $"input {x} must be NHWC with {w[2]} channels to match weights {w}");
+        return Window.Of(Name, x, w[0], stride, padding, w[3]);
+    }
+
+    public void Forward(Tensor<float> x, Tensor<float> w, int stride, Padding padding, Tensor<float> y)
+    {
+        var s = Geometry(x.Shape, w.Shape, stride, padding);
+        Expect.Dims(Name, "output", y, s.OutputShape());
+        forward(d.GridFor((long)s.OutputPixels * ((s.O + 3) / 4)), x.View, w.View, s, y.View);
+    }
+
+    public void BackwardInput(Tensor<float> dy, Tensor<float> w, int stride, Padding padding, Tensor<float> dx)
+    {
+        var s = Geometry(dx.Shape, w.Shape, stride, padding);
+        Expect.Dims(Name, "output gradient", dy, s.OutputShape());
+        backwardInput(d.GridFor(s.InputLength), dy.View, w.View, s, dx.View);
+    }
+
+    public void BackwardWeight(Tensor<float> x, Tensor<float> dy, int stride, Padding padding, Tensor<float> dw)
+    {
+        var s = Geometry(x.Shape, dw.Shape, stride, padding);
+        Expect.Dims(Name, "output gradient", dy, s.OutputShape());
+        int wlen = dw.Length;
+        var (chunk, chunks) = Window.Chunking(d, s.OutputPixels, wlen);
+        var partial = d.Scratch(ScratchSlot.RowPartials, (long)chunks * wlen);
+        weightPartials(d.GridFor((long)chunks * wlen), x.View, dy.View, s, chunk, partial);
+        Reductions.On(d).SumRows(partial, chunks, wlen, 0f, dw.View);
+    }
+
+    /// <summary>Plain-loop float64 reference.</summary>
+    public static class Reference
+    {
+        public static double[] Forward(double[] x, double[] w, ConvShape s)
+        {
+            var y = new double[s.OutputLength];
+            for (int n = 0; n < s.N; n++)
+                for (int oy = 0; oy < s.OH; oy++)
+                    for (int ox = 0; ox < s.OW; ox++)
+                        for (int o = 0; o < s.O; o++)
+                        {
+                            double acc = 0;
+                            for (int ky = 0; ky < s.KH; ky++)
+                                for (int kx = 0; kx < s.KW; kx++)
+                                    if (s.Tap(oy, ox, ky, kx, out int iy, out int ix))
+                                        for (int c = 0; c < s.C; c++)
+                                            acc += x[((n * s.H + iy) * s.W + ix) * s.C + c] * w[((ky * s.KW + kx) * s.C + c) * s.O + o];
+                            y[((n * s.OH + oy) * s.OW + ox) * s.O + o] = acc;
+                        }
+            return y;
+        }
+
+        /// <summary>Both gradients of sum(dy * y): (dx, dw).</summary>
+        public static (double[] Dx, double[] Dw) Backward(double[] x, double[] w, double[] dy, ConvShape s)
+        {
+            var dx = new double[x.Length];
+            var dw = new double[w.Length];
+            for (int n = 0; n < s.N; n++)
+                for (int oy = 0; oy < s.OH; oy++)
+                    for (int ox = 0; ox < s.OW; ox++)
+                        for (int o = 0; o < s.O; o++)
+                        {
+                            double g = dy[((n * s.OH + oy) * s.OW + ox) * s.O + o];
+                            for (int ky = 0; ky < s.KH; ky++)
+                                for (int kx = 0; kx < s.KW; kx++)
+                                    if (s.Tap(oy, ox, ky, kx, out int iy, out int ix))
+                                        for (int c = 0; c < s.C; c++)
+                                        {
+                                            int xi = ((n * s.H + iy) * s.W + ix) * s.C + c, wi = ((ky * s.KW + kx) * s.C + c) * s.O + o;
+                                            dx[xi] += g * w[wi];
+                                            dw[wi] += g * x[xi];
+                                        }
+                        }
+            return (dx, dw);
+        }
+    }
+}

@@ -1,0 +1,135 @@
+using ILGPU;
+using ILGPU.Runtime;
+using Xception.Gpu.Kernels;
+using K = Xception.Gpu.Kernels;
+
+namespace Xception.Gpu.Ops;
+
+/// <summary>
+/// Max pooling, k x k stride s with 'same' or 'valid' padding (Xception: 3x3 stride 2 'same'). The forward
+/// pass records each window's argmax for the backward pass.
+/// </summary>
+public sealed class MaxPool
+{
+    const string Name = "maxpool";
+    readonly Device d;
+    readonly Action<KernelConfig, ArrayView<float>, ConvShape, int, ArrayView<float>, ArrayView<int>> forward;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<int>, ConvShape, ArrayView<float>> backward;
+    readonly ArrayView<int> noArgmax;
+
+    MaxPool(Device d)
+    {
+        this.d = d;
+        noArgmax = d.Accelerator.Allocate1D<int>(1).View; // freed with the accelerator
+        forward = d.Load("maxpool.forward", a => a.LoadStreamKernel<ArrayView<float>, ConvShape, int, ArrayView<float>, ArrayView<int>>(K.MaxPool.Forward));
+        backward = d.Load("maxpool.backward", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ConvShape, ArrayView<float>>(K.MaxPool.Backward));
+    }
+
+    public static MaxPool On(Device d) => d.Op(x => new MaxPool(x));
+
+    public static ConvShape Geometry(Shape x, int kernel, int stride, Padding padding) =>
+        Window.Of(Name, x, kernel, stride, padding, x.Rank == 4 ? x[3] : 0);
+
+    /// <summary>y = window maxima; <paramref name="argmax"/> (same shape as y) is filled when given.</summary>
+    public void Forward(Tensor<float> x, int kernel, int stride, Padding padding, Tensor<float> y, Tensor<int>? argmax)
+    {
+        var s = Geometry(x.Shape, kernel, stride, padding);
+        Expect.Dims(Name, "output", y, s.OutputShape());
+        if (argmax is not null) Expect.Dims(Name, "argmax", argmax, s.OutputShape());
+        var am = argmax?.View ?? noArgmax;
+        forward(d.GridFor(s.OutputLength), x.View, s, argmax is null ? 0 : 1, y.View, am);
+    }
+
+    public void Backward(Tensor<float> dy, Tensor<int> argmax, int kernel, int stride, Padding padding, Tensor<float> dx)
+    {
+        var s = Geometry(dx.Shape, kernel, stride, padding);
+        Expect.Dims(Name, "output gradient", dy, s.OutputShape());
+        Expect.Dims(Name, "argmax", argmax, s.OutputShape());
+        backward(d.GridFor(s.InputLength), dy.View, argmax.View, s, dx.View);
+    }
+
+    /// <summary>Float64 reference; the first maximum in row-major window order wins ties.</summary>
+    public static class Reference
+    {
+        public static (double[] Y, int[] Argmax) Forward(double[] x, ConvShape s)
+        {
+            var y = new double[s.OutputLength];
+            var am = new int[s.OutputLength];
+            for (int n = 0; n < s.N; n++)
+                for (int oy = 0; oy < s.OH; oy++)
+                    for (int ox = 0; ox < s.OW; ox++)
+                        for (int c = 0; c < s.C; c++)
+                        {
+                            double best = double.NegativeInfinity; int at = -1;
+                            for (int ky = 0; ky < s.KH; ky++)
+                                for (int kx = 0; kx < s.KW; kx++)
+                                    if (s.Tap(oy, ox, ky, kx, out int iy, out int ix))
+                                    {
+                                        int i = ((n * s.H + iy) * s.W + ix) * s.C + c;
+                                        if (at < 0 || x[i] > best) { best = x[i]; at = i; }
+                                    }
+                            int o = ((n * s.OH + oy) * s.OW + ox) * s.C + c;
+                            y[o] = best; am[o] = at;
+                        }
+            return (y, am);
+        }
+
+        public static double[] Backward(double[] x, double[] dy, ConvShape s)
+        {
+            var (_, am) = Forward(x, s);
+            var dx = new double[x.Length];
+            for (int o = 0; o < dy.Length; o++) dx[am[o]] += dy[o];
+            return dx;
+        }
+    }
+}
+
+/// <summary>Global average pooling: x [N, H, W, C] -> y [N, C].</summary>
+public sealed class GlobalAvgPool
+{
+    const string Name = "global_avg_pool";
+    readonly Device d;
+    readonly Action<KernelConfig, ArrayView<float>, int, int, int, ArrayView<float>> forward, backward;
+
+    GlobalAvgPool(Device d)
+    {
+        this.d = d;
+        forward = d.Load("global_avg_pool.forward", a => a.LoadStreamKernel<ArrayView<float>, int, int, int, ArrayView<float>>(K.GlobalAvgPool.Forward));
+        backward = d.Load("global_avg_pool.backward", a => a.LoadStreamKernel<ArrayView<float>, int, int, int, ArrayView<float>>(K.GlobalAvgPool.Backward));
+    }
+
+    public static GlobalAvgPool On(Device d) => d.Op(x => new GlobalAvgPool(x));
+
+    public void Forward(Tensor<float> x, Tensor<float> y)
+    {
+        Expect.Rank(Name, "input", x, 4);
+        Expect.Dims(Name, "output", y, x.Shape[0], x.Shape[3]);
+        forward(d.GridFor(y.Length), x.View, x.Shape[0], x.Shape[1] * x.Shape[2], x.Shape[3], y.View);
+    }
+
+    public void Backward(Tensor<float> dy, Tensor<float> dx)
+    {
+        Expect.Rank(Name, "input gradient", dx, 4);
+        Expect.Dims(Name, "output gradient", dy, dx.Shape[0], dx.Shape[3]);
+        backward(d.GridFor(dx.Length), dy.View, dx.Shape[0], dx.Shape[1] * dx.Shape[2], dx.Shape[3], dx.View);
+    }
+
+    public static class Reference
+    {
+        public static double[] Forward(double[] x, int n, int pixels, int c)
+        {
+            var y = new double[n * c];
+            for (int b = 0; b < n; b++)
+                for (int p = 0; p < pixels; p++)
+                    for (int ch = 0; ch < c; ch++) y[b * c + ch] += x[(b * pixels + p) * c + ch] / pixels;
+            return y;
+        }
+
+        public static double[] Backward(double[] dy, int n, int pixels, int c)
+        {
+            var dx = new double[n * pixels * c];
+            for (int i = 0; i < dx.Length; i++) dx[i] = dy[i / (pixels * c) * c + i % c] / pixels;
+            return dx;
+        }
+    }
+}

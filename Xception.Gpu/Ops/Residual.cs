@@ -1,0 +1,41 @@
+using ILGPU;
+using ILGPU.Runtime;
+using K = Xception.Gpu.Kernels;
+
+namespace Xception.Gpu.Ops;
+
+/// <summary>
+/// The residual add y = a + b. Its backward is the identity for both inputs: the gradient dy flows to
+/// both branches unchanged, and where one tensor feeds two layers their gradients are summed with
+/// <see cref="Accumulate"/>.
+/// </summary>
+public sealed class Residual
+{
+    const string Name = "add";
+    readonly Device d;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, ArrayView<float>> add;
+    readonly Action<KernelConfig, ArrayView<float>, int, ArrayView<float>> accumulate;
+
+    Residual(Device d)
+    {
+        this.d = d;
+        add = d.Load("add.forward", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, ArrayView<float>>(K.Elementwise.Add));
+        accumulate = d.Load("add.accumulate", a => a.LoadStreamKernel<ArrayView<float>, int, ArrayView<float>>(K.Elementwise.Accumulate));
+    }
+
+    public static Residual On(Device d) => d.Op(x => new Residual(x));
+
+    public void Forward(Tensor<float> a, Tensor<float> b, Tensor<float> y)
+    {
+        Expect.SameShape(Name, "second input", b, "first input", a);
+        Expect.SameShape(Name, "output", y, "first input", a);
+        add(d.GridFor(a.Length), a.View, b.View, a.Length, y.View);
+    }
+
+    /// <summary>acc += g.</summary>
+    public void Accumulate(Tensor<float> g, Tensor<float> acc)
+    {
+        Expect.SameShape(Name, "gradient", g, "accumulator", acc);
+        accumulate(d.GridFor(g.Length), g.View, g.Length, acc.View);
+    }
+}

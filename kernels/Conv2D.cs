@@ -1,0 +1,134 @@
+namespace Xception.Gpu.Kernels;
+
+using ILGPU;
+
+/// <summary>
+/// Regular convolution, no bias (Xception's block1 convolutions). x [N, H, W, C], w [KH, KW, C, O],
+/// y [N, OH, OW, O]. Each forward thread computes four output channels of one pixel, so every input value
+/// it loads serves four multiply-adds.
+/// </summary>
+public static class Conv2D
+{
+    public static void Forward(
+        ArrayView<float> x,   // [N, H, W, C]
+        ArrayView<float> w,   // [KH, KW, C, O]
+        ConvShape s,
+        ArrayView<float> y)   // [N, OH, OW, O]
+    {
+        int groups = (s.O + 3) / 4;
+        int total = s.OutputPixels * groups;
+        int step = Grids.Stride;
+        for (int t = Grids.Start; t < total; t += step)
+        {
+            int g = t % groups, p = t / groups;
+            int ox = p % s.OW; p /= s.OW;
+            int oy = p % s.OH; int n = p / s.OH;
+            int o0 = g * 4;
+            bool full = o0 + 4 <= s.O;
+            float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+            for (int ky = 0; ky < s.KH; ky++)
+            {
+                int iy = oy * s.Stride + ky - s.PadTop;
+                if (iy < 0 || iy >= s.H) continue;
+                for (int kx = 0; kx < s.KW; kx++)
+                {
+                    int ix = ox * s.Stride + kx - s.PadLeft;
+                    if (ix < 0 || ix >= s.W) continue;
+                    int xb = ((n * s.H + iy) * s.W + ix) * s.C;
+                    int wb = (ky * s.KW + kx) * s.C * s.O + o0;
+                    for (int c = 0; c < s.C; c++)
+                    {
+                        float xv = x[xb + c];
+                        int wo = wb + c * s.O;
+                        if (full)
+                        {
+                            a0 += xv * w[wo]; a1 += xv * w[wo + 1]; a2 += xv * w[wo + 2]; a3 += xv * w[wo + 3];
+                        }
+                        else
+                        {
+                            a0 += xv * w[wo];
+                            if (o0 + 1 < s.O) a1 += xv * w[wo + 1];
+                            if (o0 + 2 < s.O) a2 += xv * w[wo + 2];
+                        }
+                    }
+                }
+            }
+            int yb = ((n * s.OH + oy) * s.OW + ox) * s.O + o0;
+            y[yb] = a0;
+            if (o0 + 1 < s.O) y[yb + 1] = a1;
+            if (o0 + 2 < s.O) y[yb + 2] = a2;
+            if (o0 + 3 < s.O) y[yb + 3] = a3;
+        }
+    }
+
+    /// <summary>dx[n, iy, ix, c] = sum over the windows that cover the pixel of dy * w.</summary>
+    public static void BackwardInput(
+        ArrayView<float> dy,  // [N, OH, OW, O]
+        ArrayView<float> w,   // [KH, KW, C, O]
+        ConvShape s,
+        ArrayView<float> dx)  // [N, H, W, C]
+    {
+        int total = s.InputLength;
+        int step = Grids.Stride;
+        for (int t = Grids.Start; t < total; t += step)
+        {
+            int c = t % s.C, p = t / s.C;
+            int ix = p % s.W; p /= s.W;
+            int iy = p % s.H; int n = p / s.H;
+            float acc = 0;
+            for (int ky = 0; ky < s.KH; ky++)
+            {
+                int ty = iy + s.PadTop - ky;
+                if (ty < 0 || ty % s.Stride != 0) continue;
+                int oy = ty / s.Stride;
+                if (oy >= s.OH) continue;
+                for (int kx = 0; kx < s.KW; kx++)
+                {
+                    int tx = ix + s.PadLeft - kx;
+                    if (tx < 0 || tx % s.Stride != 0) continue;
+                    int ox = tx / s.Stride;
+                    if (ox >= s.OW) continue;
+                    int db = ((n * s.OH + oy) * s.OW + ox) * s.O;
+                    int wb = ((ky * s.KW + kx) * s.C + c) * s.O;
+                    for (int o = 0; o < s.O; o++) acc += dy[db + o] * w[wb + o];
+                }
+            }
+            dx[t] = acc;
+        }
+    }
+
+    /// <summary>
+    /// Weight gradient, first stage: partial[chunk, ky, kx, c, o] = sum over the output pixels of the chunk
+    /// of x[window pixel, c] * dy[pixel, o]; Reduce.SumRows adds the chunks.
+    /// </summary>
+    public static void BackwardWeightPartials(
+        ArrayView<float> x,       // [N, H, W, C]
+        ArrayView<float> dy,      // [N, OH, OW, O]
+        ConvShape s, int chunkPixels,
+        ArrayView<float> partial) // [chunks, KH, KW, C, O]
+    {
+        int wlen = s.KH * s.KW * s.C * s.O;
+        int pixels = s.OutputPixels;
+        int chunks = (pixels + chunkPixels - 1) / chunkPixels;
+        int total = chunks * wlen;
+        int step = Grids.Stride;
+        for (int t = Grids.Start; t < total; t += step)
+        {
+            int ch = t / wlen, wi = t - ch * wlen;
+            int o = wi % s.O, r = wi / s.O;
+            int c = r % s.C; r /= s.C;
+            int kx = r % s.KW; int ky = r / s.KW;
+            int p1 = (ch + 1) * chunkPixels < pixels ? (ch + 1) * chunkPixels : pixels;
+            float acc = 0;
+            for (int p = ch * chunkPixels; p < p1; p++)
+            {
+                int ox = p % s.OW, q = p / s.OW;
+                int oy = q % s.OH, n = q / s.OH;
+                int iy = oy * s.Stride + ky - s.PadTop, ix = ox * s.Stride + kx - s.PadLeft;
+                if (iy < 0 || iy >= s.H || ix < 0 || ix >= s.W) continue;
+                acc += x[((n * s.H + iy) * s.W + ix) * s.C + c] * dy[p * s.O + o];
+            }
+            partial[t] = acc;
+        }
+    }
+}

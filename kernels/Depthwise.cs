@@ -1,0 +1,108 @@
+namespace Xception.Gpu.Kernels;
+
+using ILGPU;
+
+/// <summary>
+/// Depthwise convolution, multiplier 1 (the spatial half of SeparableConv2D). x [N, H, W, C],
+/// w [KH, KW, C], y [N, OH, OW, C] (O = C). Memory-bound: one thread per output value, channels fastest so
+/// that neighbouring threads read neighbouring addresses.
+/// </summary>
+public static class Depthwise
+{
+    public static void Forward(
+        ArrayView<float> x,   // [N, H, W, C]
+        ArrayView<float> w,   // [KH, KW, C]
+        ConvShape s,
+        ArrayView<float> y)   // [N, OH, OW, C]
+    {
+        int total = s.OutputLength;
+        int step = Grids.Stride;
+        for (int t = Grids.Start; t < total; t += step)
+        {
+            int c = t % s.C, p = t / s.C;
+            int ox = p % s.OW; p /= s.OW;
+            int oy = p % s.OH; int n = p / s.OH;
+            float acc = 0;
+            for (int ky = 0; ky < s.KH; ky++)
+            {
+                int iy = oy * s.Stride + ky - s.PadTop;
+                if (iy < 0 || iy >= s.H) continue;
+                for (int kx = 0; kx < s.KW; kx++)
+                {
+                    int ix = ox * s.Stride + kx - s.PadLeft;
+                    if (ix < 0 || ix >= s.W) continue;
+                    acc += x[((n * s.H + iy) * s.W + ix) * s.C + c] * w[(ky * s.KW + kx) * s.C + c];
+                }
+            }
+            y[t] = acc;
+        }
+    }
+
+    /// <summary>dx[n, iy, ix, c] = sum over the windows covering the pixel of dy[.., c] * w[ky, kx, c].</summary>
+    public static void BackwardInput(
+        ArrayView<float> dy,  // [N, OH, OW, C]
+        ArrayView<float> w,   // [KH, KW, C]
+        ConvShape s,
+        ArrayView<float> dx)  // [N, H, W, C]
+    {
+        int total = s.InputLength;
+        int step = Grids.Stride;
+        for (int t = Grids.Start; t < total; t += step)
+        {
+            int c = t % s.C, p = t / s.C;
+            int ix = p % s.W; p /= s.W;
+            int iy = p % s.H; int n = p / s.H;
+            float acc = 0;
+            for (int ky = 0; ky < s.KH; ky++)
+            {
+                int ty = iy + s.PadTop - ky;
+                if (ty < 0 || ty % s.Stride != 0) continue;
+                int oy = ty / s.Stride;
+                if (oy >= s.OH) continue;
+                for (int kx = 0; kx < s.KW; kx++)
+                {
+                    int tx = ix + s.PadLeft - kx;
+                    if (tx < 0 || tx % s.Stride != 0) continue;
+                    int ox = tx / s.Stride;
+                    if (ox >= s.OW) continue;
+                    acc += dy[((n * s.OH + oy) * s.OW + ox) * s.C + c] * w[(ky * s.KW + kx) * s.C + c];
+                }
+            }
+            dx[t] = acc;
+        }
+    }
+
+    /// <summary>
+    /// Weight gradient, first stage: partial[chunk, ky, kx, c] = sum over the chunk's output pixels of
+    /// x[window pixel, c] * dy[pixel, c]; Reduce.SumRows adds the chunks.
+    /// </summary>
+    public static void BackwardWeightPartials(
+        ArrayView<float> x,       // [N, H, W, C]
+        ArrayView<float> dy,      // [N, OH, OW, C]
+        ConvShape s, int chunkPixels,
+        ArrayView<float> partial) // [chunks, KH, KW, C]
+    {
+        int wlen = s.KH * s.KW * s.C;
+        int pixels = s.OutputPixels;
+        int chunks = (pixels + chunkPixels - 1) / chunkPixels;
+        int total = chunks * wlen;
+        int step = Grids.Stride;
+        for (int t = Grids.Start; t < total; t += step)
+        {
+            int ch = t / wlen, wi = t - ch * wlen;
+            int c = wi % s.C, tap = wi / s.C;
+            int kx = tap % s.KW, ky = tap / s.KW;
+            int p1 = (ch + 1) * chunkPixels < pixels ? (ch + 1) * chunkPixels : pixels;
+            float acc = 0;
+            for (int p = ch * chunkPixels; p < p1; p++)
+            {
+                int ox = p % s.OW, q = p / s.OW;
+                int oy = q % s.OH, n = q / s.OH;
+                int iy = oy * s.Stride + ky - s.PadTop, ix = ox * s.Stride + kx - s.PadLeft;
+                if (iy < 0 || iy >= s.H || ix < 0 || ix >= s.W) continue;
+                acc += x[((n * s.H + iy) * s.W + ix) * s.C + c] * dy[p * s.C + c];
+            }
+            partial[t] = acc;
+        }
+    }
+}

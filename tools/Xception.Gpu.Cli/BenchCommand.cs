@@ -1,0 +1,59 @@
+using Xception.Gpu.Bench;
+
+namespace Xception.Gpu.Cli;
+
+static class BenchCommand
+{
+    const string Help = """
+        usage: xception bench [--op pointwise|depthwise|conv|pool|bn|all] [--device D] [--batch N]
+                              [--image-size S] [--backward] [--min-seconds T]
+
+        Times the kernels on Xception's own layer shapes (input S x S, default 299; batch N, default 8)
+        plus the reference pointwise shape N x 28 x 28, 128 -> 128. Each row: the layer, the shape, the
+        pass, milliseconds per call, GFLOP/s (a multiply-add counts 2) and GB/s of floor traffic (each
+        input read once, each output written once). The device is synchronized before the clock is read.
+          --op           which ops (default all)
+          --device       device string (default auto)
+          --backward     also time the backward kernels
+          --min-seconds  time each row for at least this long (default 0.5)
+        """;
+
+    public static int Run(string[] argv)
+    {
+        var a = new Args(argv, ["op", "device", "batch", "image-size", "min-seconds"], ["backward", "help"], "bench");
+        if (a.Flag("help")) { Console.WriteLine(Help); return 0; }
+        if (a.Positional.Count > 0) throw new UsageException($"'bench' takes no positional arguments, got '{a.Positional[0]}'");
+        var opName = a.String("op", "all").ToLowerInvariant();
+        BenchOp[] ops = opName switch
+        {
+            "all" => Enum.GetValues<BenchOp>(),
+            "pointwise" => [BenchOp.Pointwise],
+            "depthwise" => [BenchOp.Depthwise],
+            "conv" => [BenchOp.Conv],
+            "pool" => [BenchOp.Pool],
+            "bn" or "batchnorm" => [BenchOp.BatchNorm],
+            _ => throw new UsageException($"--op must be pointwise, depthwise, conv, pool, bn or all, got '{opName}'"),
+        };
+        int batch = a.Int("batch", 8, 1, 4096);
+        int size = a.Int("image-size", 299, 71, 4096);
+        double minSeconds = a.Double("min-seconds", 0.5, 0, 600);
+        using var device = Device.Open(a.String("device", "auto"));
+        Console.WriteLine($"device {device}; batch {batch}; image size {size}");
+        Console.WriteLine($"{"op",-10} {"layer",-34} {"shape",-24} {"pass",-16} {"ms",10} {"GFLOP/s",9} {"GB/s",8}");
+        var bench = new OpBench(device, minSeconds);
+        foreach (var s in XceptionShapes.For(size, batch).Where(s => ops.Contains(s.Op)))
+            foreach (var r in bench.Run(s, a.Flag("backward")))
+                Console.WriteLine($"{Name(s.Op),-10} {s.Layer,-34} {s.ToString(),-24} {r.Pass,-16} {r.Seconds * 1e3,10:F3} " +
+                                  $"{(r.Flops > 0 ? r.GflopPerSecond.ToString("F2") : "-"),9} {r.GBPerSecond,8:F2}");
+        return 0;
+    }
+
+    static string Name(BenchOp op) => op switch
+    {
+        BenchOp.Pointwise => "pointwise",
+        BenchOp.Depthwise => "depthwise",
+        BenchOp.Conv => "conv",
+        BenchOp.Pool => "pool",
+        _ => "bn",
+    };
+}

@@ -1,0 +1,32 @@
+namespace Xception.Gpu.Cli;
+
+static class DevicesCommand
+{
+    const string Help = """
+        usage: xception devices
+
+        Lists every accelerator ILGPU finds: device string, name, memory, warp size, multiprocessors.
+        A device marked 'not usable' cannot run ILGPU kernels; the note says why.
+        """;
+
+    public static int Run(string[] argv)
+    {
+        var a = new Args(argv, [], ["help"], "devices");
+        if (a.Flag("help")) { Console.WriteLine(Help); return 0; }
+        if (a.Positional.Count > 0) throw new UsageException($"'devices' takes no arguments, got '{a.Positional[0]}'");
+        var list = Device.List();
+        Console.WriteLine($"{"device",-10} {"name",-50} {"memory",10} {"warp",5} {"SMs",5}  note");
+        foreach (var d in list)
+            Console.WriteLine($"{d.Id,-10} {Trim(d.Name, 50),-50} {d.MemoryBytes / (double)(1L << 30),7:F1} GiB {d.WarpSize,5} {d.Multiprocessors,5}  " +
+                              (d.Usable ? d.Note : "not usable: " + d.Note));
+        if (!list.Any(d => d.Kind == DeviceKind.Cuda)) Console.WriteLine("no CUDA device found (no NVIDIA driver or GPU)");
+        if (!list.Any(d => d.Kind == DeviceKind.OpenCL)) Console.WriteLine("no OpenCL device found");
+        Console.WriteLine($"'auto' picks {Pick(list)}");
+        return 0;
+    }
+
+    static string Pick(IReadOnlyList<DeviceInfo> list) =>
+        (list.FirstOrDefault(d => d.Usable && d.Kind == DeviceKind.Cuda) ?? list.FirstOrDefault(d => d.Usable && d.Kind == DeviceKind.OpenCL) ?? list[0]).Id;
+
+    static string Trim(string s, int n) => s.Length <= n ? s : s[..(n - 1)] + "…";
+}

@@ -1,0 +1,60 @@
+using Xception.Gpu;
+using Xception.Gpu.Cli;
+
+return Cli.Run(args);
+
+namespace Xception.Gpu.Cli
+{
+    static class Cli
+    {
+        const string Usage = """
+            xception: train and run Xception with ILGPU kernels on CUDA, OpenCL or the CPU.
+
+            usage: xception <command> [options]
+
+            commands:
+              devices            list the accelerators this machine has (CUDA, OpenCL, CPU)
+              bench              time the kernels on Xception's shapes (GFLOP/s, GB/s)
+
+            'xception <command> --help' describes a command's options.
+            Device strings: auto (CUDA, else OpenCL, else CPU), cpu, cuda, cuda:N, opencl:N.
+            """;
+
+        public static int Run(string[] args)
+        {
+            try
+            {
+                if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+                {
+                    Console.WriteLine(Usage);
+                    return args.Length == 0 ? 2 : 0;
+                }
+                var rest = args.Skip(1).ToArray();
+                return args[0] switch
+                {
+                    "devices" => DevicesCommand.Run(rest),
+                    "bench" => BenchCommand.Run(rest),
+                    _ => throw new UsageException($"unknown command '{args[0]}'; commands: devices, bench"),
+                };
+            }
+            catch (UsageException e)
+            {
+                Console.Error.WriteLine($"xception: {e.Message}");
+                return 2;
+            }
+            catch (XceptionException e)
+            {
+                Console.Error.WriteLine($"xception: error: {e.Message}");
+                if (Environment.GetEnvironmentVariable("XCEPTION_DEBUG") == "1") Console.Error.WriteLine(e);
+                return 1;
+            }
+            catch (Exception e)
+            {
+                // Not a bare stack trace: one line, and the trace only when asked for.
+                Console.Error.WriteLine($"xception: internal error: {e.GetType().Name}: {e.Message} (set XCEPTION_DEBUG=1 for the stack trace)");
+                if (Environment.GetEnvironmentVariable("XCEPTION_DEBUG") == "1") Console.Error.WriteLine(e);
+                return 3;
+            }
+        }
+    }
+}
