@@ -16,7 +16,7 @@ public static class Dropout
         h ^= h >> 16; h *= 0x7FEB352Du;
         h ^= h >> 15; h *= 0x846CA68Bu;
         h ^= h >> 16;
-        return (h >> 8) * (1f / 16777216f);
+        return (int)(h >> 8) * (1f / 16777216f); // via int: a uint-to-float conversion goes through float64
     }
 
     public static void Forward(ArrayView<float> x, float rate, uint seed, int n, ArrayView<float> y)

@@ -23,6 +23,30 @@ public sealed class Device : IDisposable
     /// <summary>Groups launched per CPU core for grid-stride kernels (measured best: 2 per core).</summary>
     const int CpuGroupsPerCore = 2;
 
+    static Device()
+    {
+        // ILGPU imports the drivers by bare name ("cuda", "OpenCL"), which needs the development symlinks
+        // (libcuda.so, libOpenCL.so); driver-only machines have just the versioned libraries.
+        try
+        {
+            System.Runtime.InteropServices.NativeLibrary.SetDllImportResolver(typeof(Context).Assembly, (name, asm, path) =>
+            {
+                if (System.Runtime.InteropServices.NativeLibrary.TryLoad(name, asm, path, out var handle)) return handle;
+                string? alt = name.ToLowerInvariant() switch
+                {
+                    "cuda" or "nvcuda" => "libcuda.so.1",
+                    "opencl" => "libOpenCL.so.1",
+                    _ => null,
+                };
+                return alt is not null && System.Runtime.InteropServices.NativeLibrary.TryLoad(alt, out handle) ? handle : IntPtr.Zero;
+            });
+        }
+        catch (InvalidOperationException)
+        {
+            // A resolver is already set for ILGPU (by the host application): keep it.
+        }
+    }
+
     readonly DeviceSpec spec;
     Context context = null!;
     Accelerator accelerator = null!;
@@ -81,7 +105,7 @@ public sealed class Device : IDisposable
             {
                 var have = all.Where(d => d.Kind == spec.Kind).Select(d => d.Id).ToList();
                 throw new DeviceException($"no device {spec}: this machine has " +
-                    (have.Count == 0 ? $"no {spec.Kind} device" : string.Join(", ", have)) +
+                    (have.Count == 0 ? $"no {KindName(spec.Kind!.Value)} device" : string.Join(", ", have)) +
                     "; 'xception devices' lists what there is");
             }
             if (!found.Usable) throw new DeviceException($"device {spec} ({found.Name}) cannot run kernels: {found.Note}");
@@ -93,7 +117,8 @@ public sealed class Device : IDisposable
     public static IReadOnlyList<DeviceInfo> List()
     {
         var list = new List<DeviceInfo>();
-        using var ctx = Context.Create(b => b.Cuda().OpenCL().CPU(CpuDevice()));
+        // OpenCL(_ => true): list devices ILGPU cannot use too, so users see why their GPU is not picked.
+        using var ctx = Context.Create(b => b.Cuda().OpenCL(_ => true).CPU(CpuDevice()));
         var cpu = ctx.GetCPUDevices()[0];
         list.Add(new("cpu:0", DeviceKind.Cpu, CpuName(), GC.GetGCMemoryInfo().TotalAvailableMemoryBytes,
             cpu.WarpSize, cpu.NumMultiprocessors, true, $"{Environment.ProcessorCount} cores"));
@@ -110,6 +135,8 @@ public sealed class Device : IDisposable
         }
         return list;
     }
+
+    public static string KindName(DeviceKind k) => k switch { DeviceKind.Cuda => "CUDA", DeviceKind.OpenCL => "OpenCL", _ => "CPU" };
 
     static CPUDevice CpuDevice() => new(CpuThreadsPerWarp, 1, Environment.ProcessorCount);
 

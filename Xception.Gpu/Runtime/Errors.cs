@@ -35,9 +35,11 @@ public sealed class KernelCompileException : XceptionException
     public KernelCompileException(string kernel, string device, Exception inner)
         : base($"kernel '{kernel}' failed to compile for {device}: {FirstLine(inner)}", inner) => Kernel = kernel;
 
+    /// <summary>ILGPU wraps the cause (such as "Float64 (double) type is not supported") in generic errors.</summary>
     static string FirstLine(Exception e)
     {
-        var m = (e.InnerException ?? e).Message;
+        var root = e.GetBaseException();
+        var m = root == e ? e.Message : $"{e.Message.TrimEnd('.')}: {root.Message}";
         int nl = m.IndexOf('\n');
         return nl < 0 ? m : m[..nl].TrimEnd();
     }
