@@ -3,28 +3,35 @@ namespace Xception.Gpu.Kernels;
 using ILGPU;
 
 /// <summary>
-/// Regular convolution, no bias (Xception's block1 convolutions). x [N, H, W, C], w [KH, KW, C, O],
-/// y [N, OH, OW, O]. Each forward thread computes four output channels of one pixel, so every input value
-/// it loads serves four multiply-adds.
+/// Regular (optionally grouped) convolution, no bias: Xception's block1 convolutions and the grouped
+/// spatial convolutions of the paper's segment spectrum. x [N, H, W, C], w [KH, KW, C / G, O],
+/// y [N, OH, OW, O]; output channel o belongs to group o / (O / G) and reads input channels
+/// g * C / G ... (g + 1) * C / G - 1. Each forward thread computes four output channels of one pixel
+/// (within one group), so every input value it loads serves four multiply-adds.
 /// </summary>
 public static class Conv2D
 {
     public static void Forward(
         ArrayView<float> x,   // [N, H, W, C]
-        ArrayView<float> w,   // [KH, KW, C, O]
+        ArrayView<float> w,   // [KH, KW, C / G, O]
         ConvShape s,
         ArrayView<float> y)   // [N, OH, OW, O]
     {
-        int groups = (s.O + 3) / 4;
-        int total = s.OutputPixels * groups;
+        int cg = s.GroupInputs, og = s.GroupOutputs;
+        int quads = (og + 3) / 4;            // 4-channel blocks per group
+        int perPixel = s.Groups * quads;
+        int total = s.OutputPixels * perPixel;
         int step = Grids.Stride;
         for (int t = Grids.Start; t < total; t += step)
         {
-            int g = t % groups, p = t / groups;
+            int q = t % perPixel, p = t / perPixel;
+            int g = q / quads;
+            int o0 = g * og + (q - g * quads) * 4;
+            int valid = g * og + og - o0;    // outputs left in this group
             int ox = p % s.OW; p /= s.OW;
             int oy = p % s.OH; int n = p / s.OH;
-            int o0 = g * 4;
-            bool full = o0 + 4 <= s.O;
+            int c0 = g * cg;
+            bool full = valid >= 4;
             float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
             for (int ky = 0; ky < s.KH; ky++)
             {
@@ -34,9 +41,9 @@ public static class Conv2D
                 {
                     int ix = ox * s.Stride + kx - s.PadLeft;
                     if (ix < 0 || ix >= s.W) continue;
-                    int xb = ((n * s.H + iy) * s.W + ix) * s.C;
-                    int wb = (ky * s.KW + kx) * s.C * s.O + o0;
-                    for (int c = 0; c < s.C; c++)
+                    int xb = ((n * s.H + iy) * s.W + ix) * s.C + c0;
+                    int wb = (ky * s.KW + kx) * cg * s.O + o0;
+                    for (int c = 0; c < cg; c++)
                     {
                         float xv = x[xb + c];
                         int wo = wb + c * s.O;
@@ -47,27 +54,28 @@ public static class Conv2D
                         else
                         {
                             a0 += xv * w[wo];
-                            if (o0 + 1 < s.O) a1 += xv * w[wo + 1];
-                            if (o0 + 2 < s.O) a2 += xv * w[wo + 2];
+                            if (valid > 1) a1 += xv * w[wo + 1];
+                            if (valid > 2) a2 += xv * w[wo + 2];
                         }
                     }
                 }
             }
             int yb = ((n * s.OH + oy) * s.OW + ox) * s.O + o0;
             y[yb] = a0;
-            if (o0 + 1 < s.O) y[yb + 1] = a1;
-            if (o0 + 2 < s.O) y[yb + 2] = a2;
-            if (o0 + 3 < s.O) y[yb + 3] = a3;
+            if (valid > 1) y[yb + 1] = a1;
+            if (valid > 2) y[yb + 2] = a2;
+            if (valid > 3) y[yb + 3] = a3;
         }
     }
 
-    /// <summary>dx[n, iy, ix, c] = sum over the windows that cover the pixel of dy * w.</summary>
+    /// <summary>dx[n, iy, ix, c] = sum over the windows covering the pixel, and the group's outputs, of dy * w.</summary>
     public static void BackwardInput(
         ArrayView<float> dy,  // [N, OH, OW, O]
-        ArrayView<float> w,   // [KH, KW, C, O]
+        ArrayView<float> w,   // [KH, KW, C / G, O]
         ConvShape s,
         ArrayView<float> dx)  // [N, H, W, C]
     {
+        int cg = s.GroupInputs, og = s.GroupOutputs;
         int total = s.InputLength;
         int step = Grids.Stride;
         for (int t = Grids.Start; t < total; t += step)
@@ -75,6 +83,7 @@ public static class Conv2D
             int c = t % s.C, p = t / s.C;
             int ix = p % s.W; p /= s.W;
             int iy = p % s.H; int n = p / s.H;
+            int g = c / cg, o0 = g * og;
             float acc = 0;
             for (int ky = 0; ky < s.KH; ky++)
             {
@@ -88,9 +97,9 @@ public static class Conv2D
                     if (tx < 0 || tx % s.Stride != 0) continue;
                     int ox = tx / s.Stride;
                     if (ox >= s.OW) continue;
-                    int db = ((n * s.OH + oy) * s.OW + ox) * s.O;
-                    int wb = ((ky * s.KW + kx) * s.C + c) * s.O;
-                    for (int o = 0; o < s.O; o++) acc += dy[db + o] * w[wb + o];
+                    int db = ((n * s.OH + oy) * s.OW + ox) * s.O + o0;
+                    int wb = ((ky * s.KW + kx) * cg + c - g * cg) * s.O + o0;
+                    for (int o = 0; o < og; o++) acc += dy[db + o] * w[wb + o];
                 }
             }
             dx[t] = acc;
@@ -98,16 +107,17 @@ public static class Conv2D
     }
 
     /// <summary>
-    /// Weight gradient, first stage: partial[chunk, ky, kx, c, o] = sum over the output pixels of the chunk
-    /// of x[window pixel, c] * dy[pixel, o]; Reduce.SumRows adds the chunks.
+    /// Weight gradient, first stage: partial[chunk, ky, kx, ci, o] = sum over the output pixels of the chunk
+    /// of x[window pixel, group(o) * C / G + ci] * dy[pixel, o]; Reduce.SumRows adds the chunks.
     /// </summary>
     public static void BackwardWeightPartials(
         ArrayView<float> x,       // [N, H, W, C]
         ArrayView<float> dy,      // [N, OH, OW, O]
         ConvShape s, int chunkPixels,
-        ArrayView<float> partial) // [chunks, KH, KW, C, O]
+        ArrayView<float> partial) // [chunks, KH, KW, C / G, O]
     {
-        int wlen = s.KH * s.KW * s.C * s.O;
+        int cg = s.GroupInputs, og = s.GroupOutputs;
+        int wlen = s.KH * s.KW * cg * s.O;
         int pixels = s.OutputPixels;
         int chunks = (pixels + chunkPixels - 1) / chunkPixels;
         int total = chunks * wlen;
@@ -116,8 +126,9 @@ public static class Conv2D
         {
             int ch = t / wlen, wi = t - ch * wlen;
             int o = wi % s.O, r = wi / s.O;
-            int c = r % s.C; r /= s.C;
+            int ci = r % cg; r /= cg;
             int kx = r % s.KW; int ky = r / s.KW;
+            int c = o / og * cg + ci;
             int p1 = (ch + 1) * chunkPixels < pixels ? (ch + 1) * chunkPixels : pixels;
             float acc = 0;
             for (int p = ch * chunkPixels; p < p1; p++)

@@ -6,8 +6,9 @@ using K = Xception.Gpu.Kernels;
 namespace Xception.Gpu.Ops;
 
 /// <summary>
-/// Regular k x k convolution without bias: x [N, H, W, C] * w [KH, KW, C, O] -> y [N, OH, OW, O], stride s,
-/// TensorFlow 'same' or 'valid' padding. Forward, input gradient, weight gradient, float64 reference.
+/// Regular k x k convolution without bias: x [N, H, W, C] * w [KH, KW, C / G, O] -> y [N, OH, OW, O], stride s,
+/// TensorFlow 'same' or 'valid' padding, G groups (Keras' Conv2D(groups=G); the group count follows from
+/// the weights' third dimension). Forward, input gradient, weight gradient, float64 reference.
 /// </summary>
 public sealed class Conv2D
 {
@@ -26,21 +27,23 @@ public sealed class Conv2D
 
     public static Conv2D On(Device d) => d.Op(x => new Conv2D(x));
 
-    /// <summary>Geometry for input x and weights w [KH, KW, C, O]; checks that they fit.</summary>
+    /// <summary>Geometry for input x and weights w [KH, KW, C / G, O]; checks that they fit.</summary>
     public static ConvShape Geometry(Shape x, Shape w, int stride, Padding padding)
     {
         if (w.Rank != 4 || w[0] != w[1])
-            throw new ShapeException(Name, $"weights must be [k, k, in, out], got {w}");
-        if (x.Rank != 4 || x[3] != w[2])
-            throw new ShapeException(Name, $"input {x} must be NHWC with {w[2]} channels to match weights {w}");
-        return Window.Of(Name, x, w[0], stride, padding, w[3]);
+            throw new ShapeException(Name, $"weights must be [k, k, in / groups, out], got {w}");
+        if (x.Rank != 4 || x[3] % w[2] != 0 || w[3] % (x[3] / w[2]) != 0)
+            throw new ShapeException(Name, $"input {x} must be NHWC with a multiple of {w[2]} channels (groups) that also divides the {w[3]} outputs of weights {w}");
+        var s = Window.Of(Name, x, w[0], stride, padding, w[3]);
+        s.Groups = x[3] / w[2];
+        return s;
     }
 
     public void Forward(Tensor<float> x, Tensor<float> w, int stride, Padding padding, Tensor<float> y)
     {
         var s = Geometry(x.Shape, w.Shape, stride, padding);
         Expect.Dims(Name, "output", y, s.OutputShape());
-        forward(d.GridFor((long)s.OutputPixels * ((s.O + 3) / 4)), x.View, w.View, s, y.View);
+        forward(d.GridFor((long)s.OutputPixels * s.Groups * ((s.GroupOutputs + 3) / 4)), x.View, w.View, s, y.View);
     }
 
     public void BackwardInput(Tensor<float> dy, Tensor<float> w, int stride, Padding padding, Tensor<float> dx)
@@ -76,8 +79,8 @@ public sealed class Conv2D
                             for (int ky = 0; ky < s.KH; ky++)
                                 for (int kx = 0; kx < s.KW; kx++)
                                     if (s.Tap(oy, ox, ky, kx, out int iy, out int ix))
-                                        for (int c = 0; c < s.C; c++)
-                                            acc += x[((n * s.H + iy) * s.W + ix) * s.C + c] * w[((ky * s.KW + kx) * s.C + c) * s.O + o];
+                                        for (int c = 0; c < s.GroupInputs; c++)
+                                            acc += x[((n * s.H + iy) * s.W + ix) * s.C + o / s.GroupOutputs * s.GroupInputs + c] * w[((ky * s.KW + kx) * s.GroupInputs + c) * s.O + o];
                             y[((n * s.OH + oy) * s.OW + ox) * s.O + o] = acc;
                         }
             return y;
@@ -97,9 +100,10 @@ public sealed class Conv2D
                             for (int ky = 0; ky < s.KH; ky++)
                                 for (int kx = 0; kx < s.KW; kx++)
                                     if (s.Tap(oy, ox, ky, kx, out int iy, out int ix))
-                                        for (int c = 0; c < s.C; c++)
+                                        for (int c = 0; c < s.GroupInputs; c++)
                                         {
-                                            int xi = ((n * s.H + iy) * s.W + ix) * s.C + c, wi = ((ky * s.KW + kx) * s.C + c) * s.O + o;
+                                            int xi = ((n * s.H + iy) * s.W + ix) * s.C + o / s.GroupOutputs * s.GroupInputs + c;
+                                            int wi = ((ky * s.KW + kx) * s.GroupInputs + c) * s.O + o;
                                             dx[xi] += g * w[wi];
                                             dw[wi] += g * x[xi];
                                         }

@@ -13,7 +13,7 @@ public static class Window
         return new ConvShape
         {
             N = x[0], H = x[1], W = x[2], C = x[3], OH = gy.Out, OW = gx.Out, O = outChannels,
-            KH = kernel, KW = kernel, Stride = stride, PadTop = gy.PadBefore, PadLeft = gx.PadBefore,
+            KH = kernel, KW = kernel, Stride = stride, PadTop = gy.PadBefore, PadLeft = gx.PadBefore, Groups = 1,
         };
     }
 
