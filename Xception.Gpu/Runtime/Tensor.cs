@@ -8,6 +8,7 @@ public sealed class Tensor<T> : IDisposable where T : unmanaged
 {
     readonly MemoryBuffer1D<T, Stride1D.Dense> buffer;
     readonly int generation;
+    readonly bool owner = true;
 
     public Device Device { get; }
     public Shape Shape { get; }
@@ -29,6 +30,30 @@ public sealed class Tensor<T> : IDisposable where T : unmanaged
         }
     }
 
+    Tensor(Tensor<T> source, Shape shape)
+    {
+        Device = source.Device;
+        Shape = shape;
+        generation = source.generation;
+        buffer = source.buffer;
+        owner = false;
+    }
+
+    /// <summary>Values this tensor's memory can hold (at least <see cref="Length"/>; more for a view).</summary>
+    public long Capacity => buffer.Length;
+
+    /// <summary>
+    /// A view of this tensor's memory with another shape of at most <see cref="Capacity"/> values; it shares
+    /// the memory (disposing the view frees nothing). Activation buffers are reused across layers this way.
+    /// </summary>
+    public Tensor<T> As(params int[] shape)
+    {
+        var s = new Shape(shape);
+        if (s.Length > buffer.Length)
+            throw new ShapeException("view", $"shape {s} needs {s.Length} values, the memory holds {buffer.Length}");
+        return new Tensor<T>(this, s);
+    }
+
     /// <summary>The device view for kernel launches.</summary>
     public ArrayView<T> View
     {
@@ -36,27 +61,38 @@ public sealed class Tensor<T> : IDisposable where T : unmanaged
         {
             if (generation != Device.Generation)
                 throw new DeviceException($"tensor {Shape} belongs to a context of {Device} that was recreated after a kernel failed to compile");
-            return buffer.View.AsContiguous();
+            return buffer.View.AsContiguous().SubView(0, Length);
         }
     }
 
-    public void Zero() => buffer.MemSetToZero();
+    public void Zero() => View.MemSetToZero();
 
     public void CopyFrom(ReadOnlySpan<T> data)
     {
         if (data.Length != Length)
             throw new ShapeException("copy", $"tensor {Shape} holds {Length} values, got {data.Length}");
-        buffer.View.AsContiguous().CopyFromCPU(data);
+        View.CopyFromCPU(data);
     }
 
     public T[] ToArray()
     {
         var a = new T[Length];
-        buffer.View.AsContiguous().CopyToCPU(a);
+        View.CopyToCPU(a);
         return a;
     }
 
-    public void Dispose() => buffer.Dispose();
+    /// <summary>Copies this tensor's values into <paramref name="target"/> on the same device.</summary>
+    public void CopyTo(Tensor<T> target)
+    {
+        if (target.Length != Length)
+            throw new ShapeException("copy", $"tensor {Shape} cannot be copied into {target.Shape}");
+        View.CopyTo(target.View);
+    }
+
+    public void Dispose()
+    {
+        if (owner) buffer.Dispose();
+    }
 
     public override string ToString() => $"Tensor<{typeof(T).Name}>{Shape} on {Device.Id}";
 }

@@ -15,6 +15,7 @@ namespace Xception.Gpu.Cli
             commands:
               devices            list the accelerators this machine has (CUDA, OpenCL, CPU)
               bench              time the kernels on Xception's shapes (GFLOP/s, GB/s)
+              summary            print the model as Keras' model.summary() does
 
             'xception <command> --help' describes a command's options.
             Device strings: auto (CUDA, else OpenCL, else CPU), cpu, cuda, cuda:N, opencl:N.
@@ -34,7 +35,8 @@ namespace Xception.Gpu.Cli
                 {
                     "devices" => DevicesCommand.Run(rest),
                     "bench" => BenchCommand.Run(rest),
-                    _ => throw new UsageException($"unknown command '{args[0]}'; commands: devices, bench"),
+                    "summary" => SummaryCommand.Run(rest),
+                    _ => throw new UsageException($"unknown command '{args[0]}'; commands: devices, bench, summary"),
                 };
             }
             catch (UsageException e)

@@ -1,0 +1,195 @@
+using Xception.Gpu.Ops;
+
+namespace Xception.Gpu.Graph;
+
+/// <summary>
+/// Runs a model on one device for one batch size and mode, with its memory planned once.
+/// Inference: activation buffers are recycled as soon as their last reader has run (best fit by size),
+/// so memory is a few of the largest activations, not their sum. Training: every activation and the
+/// state layers save for backward stay until the backward pass; gradients of the activations are
+/// allocated once and reused from step to step.
+/// </summary>
+public sealed class Executor : IDisposable
+{
+    readonly Model model;
+    readonly int[] lastUse;
+    readonly List<Tensor<float>> buffers = new();   // every allocation this executor owns
+    readonly List<Tensor<float>> free = new();      // inference: buffers not in use now
+    readonly Tensor<float>?[] outputs;
+    readonly Dictionary<(int, int), Tensor<float>> saved = new();
+    readonly Dictionary<(int, int), Tensor<int>> savedInt = new();
+    readonly List<Tensor<float>> layerTemps = new();
+    readonly Dictionary<Tensor<float>, Tensor<float>> ownerOf = new(ReferenceEqualityComparer.Instance);
+    Tensor<float>?[]? grads;
+    LayerContext?[]? contexts;
+
+    internal Executor(Model model, Device device, int batch, bool training)
+    {
+        this.model = model;
+        Device = device;
+        Batch = batch;
+        Training = training;
+        outputs = new Tensor<float>?[model.Layers.Count];
+        lastUse = new int[model.Layers.Count];
+        foreach (var l in model.Layers)
+        {
+            lastUse[l.Index] = l.Index;
+            foreach (var i in l.Inputs) lastUse[i.Index] = Math.Max(lastUse[i.Index], l.Index);
+        }
+        lastUse[model.Output.Index] = int.MaxValue;
+    }
+
+    public Device Device { get; }
+    public int Batch { get; }
+    public bool Training { get; }
+
+    /// <summary>Training step number, for layers that draw a new random mask each step.</summary>
+    public long Step { get; set; }
+
+    /// <summary>Bytes of device memory this executor holds.</summary>
+    public long Bytes => buffers.Sum(b => b.Capacity) * 4 + savedInt.Values.Sum(t => (long)t.Length) * 4;
+
+    Tensor<float> Take(int[] shape)
+    {
+        int need = new Shape(shape).Length;
+        if (Training)
+        {
+            var t = Tensor.Zeros(Device, shape);
+            buffers.Add(t);
+            return t;
+        }
+        Tensor<float>? best = null;
+        foreach (var f in free)
+            if (f.Capacity >= need && (best is null || f.Capacity < best.Capacity)) best = f;
+        if (best is null)
+        {
+            best = Tensor.Zeros(Device, need);
+            buffers.Add(best);
+        }
+        else free.Remove(best);
+        var view = best.As(shape);
+        ownerOf[view] = best;
+        return view;
+    }
+
+    /// <summary>Inference: the view's memory is free again.</summary>
+    void Release(Tensor<float> view)
+    {
+        if (ownerOf.Remove(view, out var owner)) free.Add(owner);
+    }
+
+    internal Tensor<float> Saved(Layer layer, int slot, int[] shape)
+    {
+        if (Training)
+        {
+            if (!saved.TryGetValue((layer.Index, slot), out var t)) saved[(layer.Index, slot)] = t = Take(shape);
+            return t;
+        }
+        var temp = Take(shape);
+        layerTemps.Add(temp);
+        return temp;
+    }
+
+    internal Tensor<int> SavedInt(Layer layer, int slot, int[] shape)
+    {
+        if (!savedInt.TryGetValue((layer.Index, slot), out var t))
+            savedInt[(layer.Index, slot)] = t = Tensor.Zeros<int>(Device, shape);
+        return t;
+    }
+
+    /// <summary>Runs the forward pass; the returned tensor is the model output, valid until the next run.</summary>
+    public Tensor<float> Forward(Tensor<float> input)
+    {
+        var inShape = model.Input.OutputShape;
+        if (input.Shape.Rank != inShape.Length + 1 || input.Shape[0] != Batch || !input.Shape.ToArray().Skip(1).SequenceEqual(inShape))
+            throw new ShapeException(model.Name, $"input must have shape ({Batch}, {string.Join(", ", inShape)}), got {input.Shape}");
+        if (!Training)
+        {
+            // Every run replays the same requests, so best fit hands out the same buffers each time.
+            free.Clear();
+            free.AddRange(buffers);
+            ownerOf.Clear();
+        }
+        contexts ??= new LayerContext?[model.Layers.Count];
+        foreach (var layer in model.Layers)
+        {
+            Tensor<float> output;
+            if (layer == model.Input) output = input;
+            else
+            {
+                output = Training && outputs[layer.Index] is { } kept ? kept : Take(Batched(layer.OutputShape));
+            }
+            outputs[layer.Index] = output;
+            var ctx = new LayerContext(this, layer, layer.Inputs.Select(i => outputs[i.Index]!).ToArray(), output);
+            contexts[layer.Index] = ctx;
+            layer.Forward(ctx);
+            if (!Training)
+            {
+                foreach (var t in layerTemps) Release(t);
+                layerTemps.Clear();
+                foreach (var i in layer.Inputs.Distinct())
+                    if (lastUse[i.Index] == layer.Index && i != model.Input) Release(outputs[i.Index]!);
+            }
+        }
+        return outputs[model.Output.Index]!;
+    }
+
+    /// <summary>
+    /// Backward pass after a training forward: from the gradient of the loss with respect to the model
+    /// output, writes every trainable parameter's Grad. Where a tensor feeds several layers (the residual
+    /// forks), their gradients are summed.
+    /// </summary>
+    public void Backward(Tensor<float> outputGrad)
+    {
+        if (!Training) throw new XceptionException($"{model.Name}: backward needs a training-mode forward pass first");
+        if (contexts is null) throw new XceptionException($"{model.Name}: backward called before forward");
+        var outLayer = model.Output;
+        if (!outputGrad.Shape.Equals(outputs[outLayer.Index]!.Shape))
+            throw new ShapeException(model.Name, $"output gradient {outputGrad.Shape} must have the output's shape {outputs[outLayer.Index]!.Shape}");
+        grads ??= new Tensor<float>?[model.Layers.Count];
+        var written = new bool[model.Layers.Count];
+        var residual = Residual.On(Device);
+        for (int li = model.Layers.Count - 1; li >= 0; li--)
+        {
+            var layer = model.Layers[li];
+            if (layer == model.Input) continue;
+            var ctx = contexts[li]!;
+            Tensor<float>? dOut = li == outLayer.Index ? outputGrad : written[li] ? grads[li] : null;
+            if (dOut is null) continue; // no loss depends on this layer
+            ctx.OutputGrad = dOut;
+            var accumulate = new List<(Tensor<float> Temp, Tensor<float> Into)>();
+            for (int k = 0; k < layer.Inputs.Count; k++)
+            {
+                var src = layer.Inputs[k];
+                if (src == model.Input) { ctx.InputGrads[k] = null; continue; }
+                var g = grads[src.Index] ??= Tensor.Zeros(Device, outputs[src.Index]!.Shape.ToArray());
+                if (!written[src.Index])
+                {
+                    ctx.InputGrads[k] = g;
+                    written[src.Index] = true;
+                }
+                else
+                {
+                    var temp = Saved(src, AccumulationSlot, outputs[src.Index]!.Shape.ToArray());
+                    ctx.InputGrads[k] = temp;
+                    accumulate.Add((temp, g));
+                }
+            }
+            layer.Backward(ctx);
+            foreach (var (temp, into) in accumulate) residual.Accumulate(temp, into);
+        }
+    }
+
+    /// <summary>Saved slot, keyed by the forked tensor's layer, for a second reader's gradient before it is summed.</summary>
+    const int AccumulationSlot = 1000;
+
+    int[] Batched(int[] perSample) => [Batch, .. perSample];
+
+    public void Dispose()
+    {
+        foreach (var b in buffers) b.Dispose();
+        foreach (var t in savedInt.Values) t.Dispose();
+        if (grads is not null) foreach (var g in grads) g?.Dispose();
+        buffers.Clear(); free.Clear(); saved.Clear(); savedInt.Clear();
+    }
+}

@@ -1,0 +1,42 @@
+namespace Xception.Gpu.Graph;
+
+/// <summary>
+/// What a layer sees while it runs: the device, the mode, its input and output tensors, the gradients in
+/// backward, and saved state (batch statistics, argmax, intermediate results) that the executor keeps
+/// from forward to backward when training and recycles right away in inference.
+/// </summary>
+public sealed class LayerContext
+{
+    readonly Executor executor;
+    readonly Layer layer;
+
+    internal LayerContext(Executor executor, Layer layer, Tensor<float>[] inputs, Tensor<float> output)
+    {
+        this.executor = executor;
+        this.layer = layer;
+        Inputs = inputs;
+        Output = output;
+        InputGrads = new Tensor<float>?[inputs.Length];
+    }
+
+    public Device Device => executor.Device;
+    public bool Training => executor.Training;
+    public int Batch => executor.Batch;
+    public Tensor<float>[] Inputs { get; }
+    public Tensor<float> Output { get; }
+
+    /// <summary>Gradient of the loss with respect to <see cref="Output"/> (backward only).</summary>
+    public Tensor<float>? OutputGrad { get; internal set; }
+
+    /// <summary>Where to write each input's gradient; null where no gradient is needed.</summary>
+    public Tensor<float>?[] InputGrads { get; }
+
+    /// <summary>A float tensor the layer keeps between forward and backward (slot per layer).</summary>
+    public Tensor<float> Saved(int slot, params int[] shape) => executor.Saved(layer, slot, shape);
+
+    /// <summary>An int tensor the layer keeps between forward and backward (training only).</summary>
+    public Tensor<int> SavedInt(int slot, params int[] shape) => executor.SavedInt(layer, slot, shape);
+
+    /// <summary>A step counter for layers that need fresh randomness per training step (dropout).</summary>
+    public long Step => executor.Step;
+}

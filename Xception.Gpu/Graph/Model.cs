@@ -1,0 +1,123 @@
+using Xception.Gpu.Graph.Layers;
+
+namespace Xception.Gpu.Graph;
+
+/// <summary>
+/// A layer graph in topological order (the order the builder created the layers, which is Keras' order),
+/// with one input and one output. Owns its parameters; bound to at most one device at a time.
+/// </summary>
+public sealed class Model : IDisposable
+{
+    readonly Dictionary<(int Batch, bool Training), Executor> executors = new();
+
+    public Model(string name, IReadOnlyList<Layer> layers)
+    {
+        Name = name;
+        Layers = layers;
+        if (layers.Count == 0 || layers[0] is not InputLayer input)
+            throw new ArgumentException("a model starts with its InputLayer");
+        Input = input;
+        Output = layers[^1];
+        var seen = new HashSet<string>();
+        for (int i = 0; i < layers.Count; i++)
+        {
+            var l = layers[i];
+            if (!seen.Add(l.Name)) throw new ArgumentException($"layer name '{l.Name}' is used twice");
+            foreach (var src in l.Inputs)
+                if (!layers.Take(i).Contains(src)) throw new ArgumentException($"layer {l.Name} reads {src.Name}, which does not come before it");
+            l.Index = i;
+            var shapes = l.Inputs.Select(x => x.OutputShape).ToList();
+            l.OutputShape = l.InferShape(shapes);
+            l.CreateParameters(shapes);
+        }
+    }
+
+    public string Name { get; }
+    public IReadOnlyList<Layer> Layers { get; }
+    public InputLayer Input { get; }
+    public Layer Output { get; }
+    public Device? Device { get; private set; }
+
+    public IEnumerable<Parameter> Parameters => Layers.SelectMany(l => l.Parameters);
+    public long TotalParams => Parameters.Sum(p => (long)p.Length);
+    public long TrainableParams => Parameters.Where(p => p.Trainable).Sum(p => (long)p.Length);
+
+    public Layer this[string name] => Layers.FirstOrDefault(l => l.Name == name)
+        ?? throw new XceptionException($"{Name} has no layer '{name}'");
+
+    /// <summary>
+    /// Keras' default initial values: Glorot-uniform kernels (fan-in and fan-out over Keras' kernel shape),
+    /// zero biases and betas, unit gammas and moving variances, zero moving means.
+    /// </summary>
+    public void Initialize(int seed)
+    {
+        var rnd = new Random(seed);
+        foreach (var p in Parameters)
+        {
+            var v = new float[p.Length];
+            if (p.Name.EndsWith("kernel"))
+            {
+                var k = p.KerasShape;
+                long rf = 1;
+                for (int i = 0; i < k.Length - 2; i++) rf *= k[i];
+                double fanIn = k.Length >= 2 ? k[^2] * rf : k[0], fanOut = k.Length >= 2 ? k[^1] * rf : k[0];
+                double a = Math.Sqrt(6 / (fanIn + fanOut));
+                for (int i = 0; i < v.Length; i++) v[i] = (float)((rnd.NextDouble() * 2 - 1) * a);
+            }
+            else if (p.Name is "gamma" or "moving_variance") Array.Fill(v, 1f);
+            p.Set(v);
+        }
+    }
+
+    /// <summary>Puts the parameters on a device (moving them off the previous one).</summary>
+    public void Bind(Device device)
+    {
+        SyncToHost();
+        ReleaseExecutors();
+        foreach (var p in Parameters) p.Bind(device);
+        Device = device;
+    }
+
+    /// <summary>Copies the device values of every parameter back to the host copies.</summary>
+    public void SyncToHost()
+    {
+        foreach (var p in Parameters) p.SyncToHost();
+    }
+
+    /// <summary>The executor for a batch size and mode, planned on first use and kept.</summary>
+    public Executor Executor(int batch, bool training)
+    {
+        var d = Device ?? throw new XceptionException($"{Name} is not on a device: call Bind first");
+        if (batch < 1) throw new XceptionException($"{Name}: batch size must be at least 1, got {batch}");
+        if (!executors.TryGetValue((batch, training), out var e))
+            executors[(batch, training)] = e = new Executor(this, d, batch, training);
+        return e;
+    }
+
+    /// <summary>Float64 inference forward on the host, layer by layer with each op's reference.</summary>
+    public double[] ReferenceForward(double[] input, int batch)
+    {
+        var values = new double[Layers.Count][];
+        foreach (var l in Layers)
+        {
+            var inputs = l == Input ? new[] { input } : l.Inputs.Select(i => values[i.Index]).ToArray();
+            values[l.Index] = l.Reference(inputs, batch);
+            foreach (var i in l.Inputs)
+                if (Layers.Skip(l.Index + 1).All(x => !x.Inputs.Contains(i))) values[i.Index] = null!; // free memory
+        }
+        return values[Output.Index];
+    }
+
+    void ReleaseExecutors()
+    {
+        foreach (var e in executors.Values) e.Dispose();
+        executors.Clear();
+    }
+
+    public void Dispose()
+    {
+        ReleaseExecutors();
+        foreach (var p in Parameters) p.Unbind();
+        Device = null;
+    }
+}
