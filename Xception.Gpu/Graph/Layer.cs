@@ -43,8 +43,12 @@ public abstract class Layer
     /// </summary>
     public abstract void Backward(LayerContext ctx);
 
-    /// <summary>Float64 inference forward on the host (batch-major NHWC arrays), the test oracle.</summary>
-    public abstract double[] Reference(IReadOnlyList<double[]> inputs, int batch);
+    /// <summary>
+    /// Float64 forward on the host (batch-major NHWC arrays), the test oracle. Training mode changes only
+    /// batch normalization (batch statistics; moving statistics are left alone) and not dropout (the
+    /// oracle has none).
+    /// </summary>
+    public abstract double[] Reference(IReadOnlyList<double[]> inputs, int batch, bool training = false);
 
     protected Parameter Param(string name) => Parameters.First(p => p.Name == name);
 

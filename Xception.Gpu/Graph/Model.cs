@@ -94,14 +94,14 @@ public sealed class Model : IDisposable
         return e;
     }
 
-    /// <summary>Float64 inference forward on the host, layer by layer with each op's reference.</summary>
-    public double[] ReferenceForward(double[] input, int batch)
+    /// <summary>Float64 forward on the host, layer by layer with each op's reference (see <see cref="Layer.Reference"/>).</summary>
+    public double[] ReferenceForward(double[] input, int batch, bool training = false)
     {
         var values = new double[Layers.Count][];
         foreach (var l in Layers)
         {
             var inputs = l == Input ? new[] { input } : l.Inputs.Select(i => values[i.Index]).ToArray();
-            values[l.Index] = l.Reference(inputs, batch);
+            values[l.Index] = l.Reference(inputs, batch, training);
             foreach (var i in l.Inputs)
                 if (Layers.Skip(l.Index + 1).All(x => !x.Inputs.Contains(i))) values[i.Index] = null!; // free memory
         }

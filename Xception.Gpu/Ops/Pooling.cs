@@ -30,19 +30,32 @@ public sealed class MaxPool
     public static ConvShape Geometry(Shape x, int kernel, int stride, Padding padding) =>
         Window.Of(Name, x, kernel, stride, padding, x.Rank == 4 ? x[3] : 0);
 
-    /// <summary>y = window maxima; <paramref name="argmax"/> (same shape as y) is filled when given.</summary>
-    public void Forward(Tensor<float> x, int kernel, int stride, Padding padding, Tensor<float> y, Tensor<int>? argmax)
+    /// <summary>One window over the whole H x W image (global max pooling): output [N, 1, 1, C].</summary>
+    public static ConvShape GlobalGeometry(Shape x)
     {
-        var s = Geometry(x.Shape, kernel, stride, padding);
+        if (x.Rank != 4) throw new ShapeException(Name, $"input must be NHWC (rank 4), got shape {x}");
+        return new ConvShape { N = x[0], H = x[1], W = x[2], C = x[3], O = x[3], OH = 1, OW = 1, KH = x[1], KW = x[2], Stride = 1, Groups = 1 };
+    }
+
+    /// <summary>y = window maxima; <paramref name="argmax"/> (same shape as y) is filled when given.</summary>
+    public void Forward(Tensor<float> x, int kernel, int stride, Padding padding, Tensor<float> y, Tensor<int>? argmax) =>
+        Forward(x, Geometry(x.Shape, kernel, stride, padding), y, argmax);
+
+    public void Forward(Tensor<float> x, ConvShape s, Tensor<float> y, Tensor<int>? argmax)
+    {
+        Expect.Dims(Name, "input", x, s.InputShape());
         Expect.Dims(Name, "output", y, s.OutputShape());
         if (argmax is not null) Expect.Dims(Name, "argmax", argmax, s.OutputShape());
         var am = argmax?.View ?? noArgmax;
         forward(d.GridFor(s.OutputLength), x.View, s, argmax is null ? 0 : 1, y.View, am);
     }
 
-    public void Backward(Tensor<float> dy, Tensor<int> argmax, int kernel, int stride, Padding padding, Tensor<float> dx)
+    public void Backward(Tensor<float> dy, Tensor<int> argmax, int kernel, int stride, Padding padding, Tensor<float> dx) =>
+        Backward(dy, argmax, Geometry(dx.Shape, kernel, stride, padding), dx);
+
+    public void Backward(Tensor<float> dy, Tensor<int> argmax, ConvShape s, Tensor<float> dx)
     {
-        var s = Geometry(dx.Shape, kernel, stride, padding);
+        Expect.Dims(Name, "input gradient", dx, s.InputShape());
         Expect.Dims(Name, "output gradient", dy, s.OutputShape());
         Expect.Dims(Name, "argmax", argmax, s.OutputShape());
         backward(d.GridFor(s.InputLength), dy.View, argmax.View, s, dx.View);

@@ -2,18 +2,13 @@ using Xception.Gpu.Ops;
 
 namespace Xception.Gpu.Graph.Layers;
 
-/// <summary>Keras' GlobalAveragePooling2D or GlobalMaxPooling2D: [H, W, C] to [C].</summary>
+/// <summary>Keras' GlobalAveragePooling2D or GlobalMaxPooling2D: [H, W, C] to [C] (max: one H x W window).</summary>
 public sealed class GlobalPoolLayer(string name, Layer input, bool max) : Layer(name, input)
 {
     public bool Max { get; } = max;
     public override string KerasType => Max ? "GlobalMaxPooling2D" : "GlobalAveragePooling2D";
 
-    public override int[] InferShape(IReadOnlyList<int[]> inputs)
-    {
-        if (Max && inputs[0][0] != inputs[0][1])
-            throw new ShapeException(Name, $"global max pooling needs a square input, got {inputs[0][0]}x{inputs[0][1]}");
-        return [inputs[0][2]];
-    }
+    public override int[] InferShape(IReadOnlyList<int[]> inputs) => [inputs[0][2]];
 
     int[] Window4(int batch) => [batch, 1, 1, OutputShape[0]];
 
@@ -23,7 +18,7 @@ public sealed class GlobalPoolLayer(string name, Layer input, bool max) : Layer(
         if (!Max) { GlobalAvgPool.On(ctx.Device).Forward(x, ctx.Output); return; }
         // A max pool whose single window is the whole (square) image.
         using var y4 = ctx.Output.As(Window4(ctx.Batch));
-        MaxPool.On(ctx.Device).Forward(x, x.Shape[1], 1, Padding.Valid, y4, ctx.Training ? ctx.SavedInt(0, Window4(ctx.Batch)) : null);
+        MaxPool.On(ctx.Device).Forward(x, MaxPool.GlobalGeometry(x.Shape), y4, ctx.Training ? ctx.SavedInt(0, Window4(ctx.Batch)) : null);
     }
 
     public override void Backward(LayerContext ctx)
@@ -31,14 +26,13 @@ public sealed class GlobalPoolLayer(string name, Layer input, bool max) : Layer(
         if (ctx.InputGrads[0] is not { } dx) return;
         if (!Max) { GlobalAvgPool.On(ctx.Device).Backward(ctx.OutputGrad!, dx); return; }
         using var dy4 = ctx.OutputGrad!.As(Window4(ctx.Batch));
-        MaxPool.On(ctx.Device).Backward(dy4, ctx.SavedInt(0, Window4(ctx.Batch)), dx.Shape[1], 1, Padding.Valid, dx);
+        MaxPool.On(ctx.Device).Backward(dy4, ctx.SavedInt(0, Window4(ctx.Batch)), MaxPool.GlobalGeometry(dx.Shape), dx);
     }
 
-    public override double[] Reference(IReadOnlyList<double[]> inputs, int batch)
+    public override double[] Reference(IReadOnlyList<double[]> inputs, int batch, bool training = false)
     {
         var s = Inputs[0].OutputShape;
         if (!Max) return GlobalAvgPool.Reference.Forward(inputs[0], batch, s[0] * s[1], s[2]);
-        var g = MaxPool.Geometry(new Shape(batch, s[0], s[1], s[2]), s[0], 1, Padding.Valid);
-        return MaxPool.Reference.Forward(inputs[0], g).Y;
+        return MaxPool.Reference.Forward(inputs[0], MaxPool.GlobalGeometry(new Shape(batch, s[0], s[1], s[2]))).Y;
     }
 }

@@ -1,0 +1,22 @@
+using Xception.Gpu.Graph;
+
+namespace Xception.Gpu.Tests.Models;
+
+static class ModelFixtures
+{
+    /// <summary>
+    /// Random weights, plus batch-norm statistics and gammas away from their defaults, so that a wrong
+    /// normalization or a swapped parameter shows in the output.
+    /// </summary>
+    public static void Randomize(Model m, int seed)
+    {
+        m.Initialize(seed);
+        var r = new Random(seed + 1);
+        foreach (var l in m.Layers)
+            foreach (var p in l.Parameters)
+            {
+                if (p.Name is "gamma" or "moving_variance") p.Set(Enumerable.Range(0, p.Length).Select(_ => (float)(0.5 + r.NextDouble())).ToArray());
+                if (p.Name is "beta" or "moving_mean" or "bias") p.Set(Enumerable.Range(0, p.Length).Select(_ => (float)(r.NextDouble() * 0.4 - 0.2)).ToArray());
+            }
+    }
+}
