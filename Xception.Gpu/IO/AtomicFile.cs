@@ -1,0 +1,40 @@
+namespace Xception.Gpu.IO;
+
+/// <summary>
+/// Writes a file so that a crash never leaves a half-written one behind: into a temporary file beside
+/// the target, flushed to disk (fsync), then renamed over the target in one step.
+/// </summary>
+public static class AtomicFile
+{
+    public static void Write(string path, Action<Stream> write)
+    {
+        var full = Path.GetFullPath(path);
+        var dir = Path.GetDirectoryName(full)!;
+        if (!Directory.Exists(dir)) throw new XceptionException($"cannot write '{path}': folder '{dir}' does not exist");
+        var temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
+        try
+        {
+            using (var fs = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+            {
+                write(fs);
+                fs.Flush(flushToDisk: true);
+            }
+            File.Move(temp, full, overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            TryDelete(temp);
+            throw new XceptionException($"cannot write '{path}': {e.Message}", e);
+        }
+        catch
+        {
+            TryDelete(temp);
+            throw;
+        }
+    }
+
+    static void TryDelete(string p)
+    {
+        try { File.Delete(p); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+}
