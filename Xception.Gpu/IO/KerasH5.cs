@@ -52,8 +52,8 @@ public static partial class KerasH5
     {
         if (!file.AttributeExists("layer_names"))
             throw new WeightsException($"'{path}' has no 'layer_names' attribute: not a Keras 2 weight file (expected the HDF5 file that Keras' save_weights writes)");
-        var fileLayers = file.Attribute("layer_names").Read<string[]>()
-            .Select(n => (Name: n, Weights: file.Group(n).Attribute("weight_names").Read<string[]>()))
+        var fileLayers = Strings(file.Attribute("layer_names"))
+            .Select(n => (Name: n, Weights: Strings(file.Group(n).Attribute("weight_names"))))
             .Where(l => l.Weights.Length > 0)
             .ToList();
         var modelLayers = model.Layers.Where(l => l.Parameters.Count > 0).ToList();
@@ -106,6 +106,13 @@ public static partial class KerasH5
         // Only now that every weight was found and fits: nothing is half-loaded after an error.
         foreach (var (p, v) in values) p.Set(v);
     }
+
+    /// <summary>
+    /// A string-array attribute. Keras 2 writes an empty weight_names as an empty float64 array
+    /// (np.asarray([])), which is no string array to decode: an empty attribute of any type is no names.
+    /// </summary>
+    static string[] Strings(PureHDF.IH5Attribute a) =>
+        a.Space.Dimensions.Length > 0 && a.Space.Dimensions.Aggregate(1UL, (x, y) => x * y) == 0 ? [] : a.Read<string[]>();
 
     /// <summary>Writes the model's weights in the same layout (every layer in layer_names, as Keras does).</summary>
     public static void Save(Model model, string path)

@@ -1,0 +1,136 @@
+using Xception.Gpu.Graph;
+using Xception.Gpu.IO;
+using Xception.Gpu.Models;
+using Xception.Gpu.Ops;
+
+namespace Xception.Gpu.Inference;
+
+/// <summary>One class of a prediction: its index, its label (or "class N" without labels) and probability.</summary>
+public sealed record Prediction(int Index, string Label, float Probability);
+
+/// <summary>
+/// The embeddable inference library: Xception with weights on a device, classifying images or running raw
+/// preprocessed tensors.
+/// <code>
+/// using var model = XceptionModel.Load("xception_weights_tf_dim_ordering_tf_kernels.h5", device: "auto");
+/// foreach (var p in model.Classify("cat.jpg", top: 5))
+///     Console.WriteLine($"{p.Label}: {p.Probability:P1}");
+/// </code>
+/// Not thread-safe: use one instance per thread.
+/// </summary>
+public sealed partial class XceptionModel : IDisposable
+{
+    readonly Device device;
+    readonly bool ownsDevice;
+
+    XceptionModel(Model model, XceptionConfig config, Device device, bool ownsDevice)
+    {
+        Model = model;
+        Config = config;
+        this.device = device;
+        this.ownsDevice = ownsDevice;
+        Labels = config.IncludeTop && config.Classes == 1000 ? ImageNetLabels.All : null;
+    }
+
+    public Model Model { get; }
+    public XceptionConfig Config { get; }
+    public Device Device => device;
+    public int ImageSize => Config.ImageSize;
+
+    /// <summary>Class names: ImageNet's for 1000-class weights, else null (labels read "class N").</summary>
+    public IReadOnlyList<string>? Labels { get; set; }
+
+    /// <summary>
+    /// Loads weights (Keras .h5 or an Xception.Gpu checkpoint) onto a device. The configuration comes from a
+    /// checkpoint, or for a Keras file from its classifier; <paramref name="imageSize"/> overrides the input
+    /// size (the same weights run at any size from 71 up).
+    /// </summary>
+    public static XceptionModel Load(string weights, string device = "auto", int? imageSize = null)
+    {
+        var config = ModelWeights.ConfigOf(weights, new XceptionConfig());
+        if (imageSize is { } s) config = (config with { ImageSize = s }).Validate();
+        var model = XceptionBuilder.Build(config);
+        try
+        {
+            ModelWeights.Load(model, weights);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+        return OnDevice(model, config, device);
+    }
+
+    /// <summary>A model with Keras' initial weights (for training, or tests).</summary>
+    public static XceptionModel Create(XceptionConfig config, string device = "auto", int seed = 0)
+    {
+        var model = XceptionBuilder.Build(config);
+        model.Initialize(seed);
+        return OnDevice(model, config.Validate(), device);
+    }
+
+    static XceptionModel OnDevice(Model model, XceptionConfig config, string device)
+    {
+        Device d;
+        try
+        {
+            d = Device.Open(device);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+        model.Bind(d);
+        return new XceptionModel(model, config, d, ownsDevice: true);
+    }
+
+    /// <summary>
+    /// Runs preprocessed NHWC float32 input, <paramref name="count"/> images of ImageSize x ImageSize x
+    /// InputChannels, and returns the outputs [count, classes] (logits, or the pooled features without the
+    /// classifier). Runs in batches of at most <paramref name="batch"/>.
+    /// </summary>
+    public float[] Logits(ReadOnlySpan<float> input, int count, int batch = 16)
+    {
+        int per = ImageSize * ImageSize * Config.InputChannels;
+        if (count < 1 || input.Length != (long)count * per)
+            throw new ShapeException("xception", $"input of {input.Length} values does not hold {count} images of {ImageSize}x{ImageSize}x{Config.InputChannels} ({(long)count * per} values)");
+        int outPer = Model.Output.OutputShape.Aggregate(1, (a, b) => a * b);
+        var result = new float[(long)count * outPer];
+        for (int start = 0; start < count; start += batch)
+        {
+            int n = Math.Min(batch, count - start);
+            using var x = Tensor.From(device, input.Slice(start * per, n * per).ToArray(), n, ImageSize, ImageSize, Config.InputChannels);
+            var y = Model.Executor(n, training: false).Forward(x).ToArray();
+            y.CopyTo(result, (long)start * outPer);
+        }
+        return result;
+    }
+
+    /// <summary>Softmax probabilities [count, classes] for preprocessed input (see <see cref="Logits"/>).</summary>
+    public float[] Probabilities(ReadOnlySpan<float> input, int count, int batch = 16)
+    {
+        if (!Config.IncludeTop) throw new XceptionException("this model has no classifier (include_top is off): use Logits for its features");
+        var logits = Logits(input, count, batch);
+        int c = Config.Classes;
+        using var t = Tensor.From(device, logits, count, c);
+        using var p = Tensor.Zeros(device, count, c);
+        Loss.On(device).Softmax(t, p);
+        return p.ToArray();
+    }
+
+    /// <summary>The <paramref name="top"/> classes of one row of probabilities, most probable first.</summary>
+    public IReadOnlyList<Prediction> Top(ReadOnlySpan<float> probabilities, int top)
+    {
+        var row = probabilities.ToArray();
+        return Enumerable.Range(0, row.Length).OrderByDescending(i => row[i]).ThenBy(i => i).Take(Math.Max(top, 1))
+            .Select(i => new Prediction(i, Labels is { } l && i < l.Count ? l[i] : $"class {i}", row[i])).ToList();
+    }
+
+    public void Dispose()
+    {
+        Model.Dispose();
+        if (ownsDevice) device.Dispose();
+    }
+}
