@@ -30,7 +30,7 @@ public class WeightFileErrorTests : IDisposable
         using (var m7 = XceptionBuilder.Build(new XceptionConfig { MiddleBlocks = 7, Classes = 3 })) KerasH5.Save(m7, seven);
         using var m8 = XceptionBuilder.Build(new XceptionConfig { Classes = 3 });
         var e = Assert.Throws<WeightsException>(() => ModelWeights.Load(m8, seven));
-        Assert.Equal($"'{seven}' has no layer 'block12_sepconv1' (SeparableConv2D); is it a weight file of another model?", e.Message);
+        Assert.Equal($"'{seven}' has no layer 'block12_sepconv3' (SeparableConv2D); is it a weight file of another model?", e.Message);
 
         var notop = Path.Combine(dir, "notop.h5");
         using (var n = XceptionBuilder.Build(new XceptionConfig { IncludeTop = false })) KerasH5.Save(n, notop);

@@ -1,4 +1,5 @@
 using Xception.Gpu.Graph;
+using Xception.Gpu.Imaging;
 using Xception.Gpu.IO;
 using Xception.Gpu.Models;
 using Xception.Gpu.Ops;
@@ -118,6 +119,31 @@ public sealed partial class XceptionModel : IDisposable
         using var p = Tensor.Zeros(device, count, c);
         Loss.On(device).Softmax(t, p);
         return p.ToArray();
+    }
+
+    /// <summary>
+    /// Classifies one image file (JPEG, PNG, ...): decoded to RGB, resized to the input size, preprocessed as
+    /// Keras' 'tf' mode (x / 127.5 - 1). Bilinear resizing by default; Keras' load_img uses nearest.
+    /// </summary>
+    public IReadOnlyList<Prediction> Classify(string imagePath, int top = 5, ResizeMode resize = ResizeMode.Bilinear) =>
+        Classify([imagePath], top, resize)[0];
+
+    /// <summary>Classifies many image files, <paramref name="batch"/> at a time; results in the same order.</summary>
+    public IReadOnlyList<IReadOnlyList<Prediction>> Classify(IReadOnlyList<string> imagePaths, int top = 5,
+        ResizeMode resize = ResizeMode.Bilinear, int batch = 16)
+    {
+        if (Config.InputChannels != 3) throw new XceptionException($"images are RGB; this model takes {Config.InputChannels} channels");
+        int per = ImageSize * ImageSize * 3;
+        var results = new List<IReadOnlyList<Prediction>>(imagePaths.Count);
+        for (int start = 0; start < imagePaths.Count; start += batch)
+        {
+            int n = Math.Min(batch, imagePaths.Count - start);
+            var input = new float[n * per];
+            for (int i = 0; i < n; i++) Preprocess.LoadKerasTf(imagePaths[start + i], ImageSize, input, i, resize);
+            var probs = Probabilities(input, n, batch);
+            for (int i = 0; i < n; i++) results.Add(Top(probs.AsSpan(i * Config.Classes, Config.Classes), top));
+        }
+        return results;
     }
 
     /// <summary>The <paramref name="top"/> classes of one row of probabilities, most probable first.</summary>

@@ -16,6 +16,7 @@ namespace Xception.Gpu.Cli
               devices            list the accelerators this machine has (CUDA, OpenCL, CPU)
               bench              time the kernels on Xception's shapes (GFLOP/s, GB/s)
               summary            print the model as Keras' model.summary() does
+              predict            classify images, or run a preprocessed .npy array, with Keras weights
 
             'xception <command> --help' describes a command's options.
             Device strings: auto (CUDA, else OpenCL, else CPU), cpu, cuda, cuda:N, opencl:N.
@@ -36,7 +37,8 @@ namespace Xception.Gpu.Cli
                     "devices" => DevicesCommand.Run(rest),
                     "bench" => BenchCommand.Run(rest),
                     "summary" => SummaryCommand.Run(rest),
-                    _ => throw new UsageException($"unknown command '{args[0]}'; commands: devices, bench, summary"),
+                    "predict" => PredictCommand.Run(rest),
+                    _ => throw new UsageException($"unknown command '{args[0]}'; commands: devices, bench, summary, predict"),
                 };
             }
             catch (UsageException e)
