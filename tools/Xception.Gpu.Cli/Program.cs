@@ -5,7 +5,7 @@ return Cli.Run(args);
 
 namespace Xception.Gpu.Cli
 {
-    static class Cli
+    public static class Cli
     {
         const string Usage = """
             xception: train and run Xception with ILGPU kernels on CUDA, OpenCL or the CPU.
