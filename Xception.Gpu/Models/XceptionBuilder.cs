@@ -28,30 +28,30 @@ public sealed class XceptionBuilder
         var x = Add(new InputLayer("input_1", [c.ImageSize, c.ImageSize, c.InputChannels]));
 
         // Entry flow
-        x = ConvBnRelu(x, "block1_conv1", 32, stride: 2);
-        x = ConvBnRelu(x, "block1_conv2", 64, stride: 1);
-        x = EntryBlock(x, "block2", 128, reluFirst: false);
-        x = EntryBlock(x, "block3", 256, reluFirst: true);
-        x = EntryBlock(x, "block4", 728, reluFirst: true);
+        x = ConvBnRelu(x, "block1_conv1", W(32), stride: c.EntryStride);
+        x = ConvBnRelu(x, "block1_conv2", W(64), stride: 1);
+        x = EntryBlock(x, "block2", W(128), reluFirst: false);
+        x = EntryBlock(x, "block3", W(256), reluFirst: true);
+        x = EntryBlock(x, "block4", W(728), reluFirst: true);
 
         // Middle flow: x + 3 x [ReLU, SepConv 728, BN]
         for (int i = 0; i < c.MiddleBlocks; i++)
         {
             string block = $"block{5 + i}";
             var y = x;
-            for (int j = 1; j <= 3; j++) y = ReluSepBn(y, $"{block}_sepconv{j}", 728);
+            for (int j = 1; j <= 3; j++) y = ReluSepBn(y, $"{block}_sepconv{j}", W(728));
             x = Residual(y, x);
         }
 
         // Exit flow
         string b13 = $"block{5 + c.MiddleBlocks}", b14 = $"block{6 + c.MiddleBlocks}";
-        var shortcut = Shortcut(x, 1024);
-        x = ReluSepBn(x, $"{b13}_sepconv1", 728);
-        x = ReluSepBn(x, $"{b13}_sepconv2", 1024);
+        var shortcut = Shortcut(x, W(1024));
+        x = ReluSepBn(x, $"{b13}_sepconv1", W(728));
+        x = ReluSepBn(x, $"{b13}_sepconv2", W(1024));
         x = Add(new MaxPoolLayer($"{b13}_pool", x));
         if (shortcut is not null) x = Residual(x, shortcut);
-        x = SepBnRelu(x, $"{b14}_sepconv1", 1536);
-        x = SepBnRelu(x, $"{b14}_sepconv2", 2048);
+        x = SepBnRelu(x, $"{b14}_sepconv1", W(1536));
+        x = SepBnRelu(x, $"{b14}_sepconv2", W(2048));
 
         if (c.IncludeTop)
         {
@@ -63,6 +63,9 @@ public sealed class XceptionBuilder
         else if (c.Pooling == Pooling.Max) Add(new GlobalPoolLayer("max_pool", x, max: true));
         return layers;
     }
+
+    /// <summary>Xception's width for a layer, scaled by the configuration's multiplier.</summary>
+    int W(int baseWidth) => c.Channels(baseWidth);
 
     /// <summary>Blocks 2-4: [ReLU] SepConv BN ReLU SepConv BN MaxPool, plus a strided 1x1 shortcut.</summary>
     Layer EntryBlock(Layer x, string block, int filters, bool reluFirst)

@@ -46,13 +46,46 @@ public sealed record XceptionConfig
     /// <summary>Dropout rate before the classifier (the paper's ImageNet recipe uses 0.5; 0 leaves it out).</summary>
     public float Dropout { get; init; }
 
+    /// <summary>
+    /// Channel multiplier of every layer (1 is Xception). Widths are rounded to a multiple of 8, at least 8.
+    /// </summary>
+    public float Width { get; init; } = 1f;
+
+    /// <summary>Stride of block1_conv1 (2 in Xception; 1 keeps small images such as 28 x 28 large enough).</summary>
+    public int EntryStride { get; init; } = 2;
+
+    /// <summary>True for Keras' Xception shape (full width, entry stride 2), which Keras allows from 71 pixels.</summary>
+    [JsonIgnore]
+    public bool IsStandard => Width == 1f && EntryStride == 2;
+
+    /// <summary>Xception's channel count <paramref name="baseWidth"/> scaled by <see cref="Width"/>.</summary>
+    public int Channels(int baseWidth) => Width == 1f ? baseWidth : Math.Max(8, (int)Math.Round(baseWidth * Width / 8.0) * 8);
+
+    /// <summary>
+    /// The small-image preset ("xception-mini"): the same entry, middle and exit flows at a quarter of the
+    /// width, four middle blocks and a stride-1 first convolution, for 28 x 28 and 32 x 32 inputs.
+    /// </summary>
+    public static XceptionConfig Mini(int imageSize = 32, int inputChannels = 3, int classes = 10) => new()
+    {
+        ImageSize = imageSize, InputChannels = inputChannels, Classes = classes,
+        Width = 0.25f, EntryStride = 1, MiddleBlocks = 4,
+    };
+
+    /// <summary>Spatial size after the exit flow's pool (at least 1 for a valid configuration).</summary>
+    public int ExitSize()
+    {
+        int s = (ImageSize - 3) / EntryStride + 1 - 2;
+        for (int i = 0; i < 4; i++) s = (s + 1) / 2;
+        return s;
+    }
+
     /// <summary>Input channels of every separable convolution (the spatial part works on these).</summary>
     public IEnumerable<int> SeparableInputs()
     {
         int[] entry = [64, 128, 128, 256, 256, 728];
-        foreach (var c in entry) yield return c;
-        if (MiddleBlocks > 0) yield return 728;
-        foreach (var c in new[] { 728, 728, 1024, 1536 }) yield return c;
+        foreach (var c in entry) yield return Channels(c);
+        if (MiddleBlocks > 0) yield return Channels(728);
+        foreach (var c in new[] { 728, 728, 1024, 1536 }) yield return Channels(c);
     }
 
     public XceptionConfig Validate()
@@ -62,7 +95,10 @@ public sealed record XceptionConfig
             if (!ok) throw new XceptionException($"invalid Xception configuration: {message}");
         }
         Check(Classes >= 1, $"classes must be at least 1, got {Classes}");
-        Check(ImageSize >= 71, $"image size must be at least 71 (Keras' minimum for Xception), got {ImageSize}");
+        Check(Width is > 0 and <= 4, $"width multiplier must be in (0, 4], got {Width}");
+        Check(EntryStride is 1 or 2, $"entry stride must be 1 or 2, got {EntryStride}");
+        if (IsStandard) Check(ImageSize >= 71, $"image size must be at least 71 (Keras' minimum for Xception), got {ImageSize}");
+        else Check(ImageSize >= 5 && ExitSize() >= 1, $"image size {ImageSize} is too small for entry stride {EntryStride}");
         Check(ImageSize <= 8192, $"image size must be at most 8192, got {ImageSize}");
         Check(InputChannels >= 1, $"input channels must be at least 1, got {InputChannels}");
         Check(MiddleBlocks is >= 0 and <= 64, $"middle-flow blocks must be between 0 and 64, got {MiddleBlocks}");
@@ -71,7 +107,7 @@ public sealed record XceptionConfig
         if (Segments > 0)
         {
             var bad = SeparableInputs().Distinct().Where(c => c % Segments != 0).ToList();
-            Check(bad.Count == 0, $"segments {Segments} must divide the input channels of every separable convolution (64, 128, 256, 728, 1024, 1536); it does not divide {string.Join(", ", bad)}");
+            Check(bad.Count == 0, $"segments {Segments} must divide the input channels of every separable convolution ({string.Join(", ", SeparableInputs().Distinct())}); it does not divide {string.Join(", ", bad)}");
         }
         return this;
     }

@@ -1,0 +1,81 @@
+using Xception.Gpu.Graph;
+using Xception.Gpu.Ops;
+
+namespace Xception.Gpu.Training;
+
+/// <summary>Metrics over a set of batches: mean loss, top-1 and top-5 accuracy, or MAP@100 for multi-label.</summary>
+public sealed record EvalResult(long Count, double Loss, double Top1, double Top5, double MapAt100)
+{
+    public override string ToString() => double.IsNaN(MapAt100)
+        ? $"loss {Loss:F4}, top-1 {Top1:P2}, top-5 {Top5:P2} on {Count} images"
+        : $"loss {Loss:F4}, MAP@100 {MapAt100:P2} on {Count} images";
+}
+
+/// <summary>Runs a model in inference mode over batches and accumulates the metrics.</summary>
+public static class Evaluation
+{
+    public static EvalResult Run(Model model, IEnumerable<TrainBatch> batches, int classes, bool multiLabel, float labelSmoothing = 0f)
+    {
+        var d = model.Device ?? throw new XceptionException("bind the model to a device first");
+        var acc = new Accumulator(multiLabel);
+        foreach (var b in batches)
+        {
+            if (b.Count == 0) continue;
+            using var x = Tensor.From(d, b.X.AsSpan(0, b.X.Length / b.Count * b.Count).ToArray(), [b.Count, .. model.Input.OutputShape]);
+            var logits = model.Executor(b.Count, training: false).Forward(x);
+            using var dl = Tensor.Zeros(d, b.Count, classes);
+            double loss;
+            if (multiLabel)
+            {
+                using var t = Tensor.From(d, b.Targets!, b.Count, classes);
+                loss = Loss.On(d).SigmoidCrossEntropy(logits, t, dl);
+            }
+            else
+            {
+                using var lb = Tensor.Zeros<int>(d, b.Count);
+                loss = Loss.On(d).SoftmaxCrossEntropy(logits, b.Labels!, lb, dl, labelSmoothing);
+            }
+            acc.Add(b, logits.ToArray(), loss, classes);
+        }
+        return acc.Result();
+    }
+
+    /// <summary>Running sums of a pass; kept in checkpoints so that a resumed epoch reports the same numbers.</summary>
+    public sealed class Accumulator(bool multiLabel)
+    {
+        public long Count { get; set; }
+        public double LossSum { get; set; }
+        public long Top1 { get; set; }
+        public long Top5 { get; set; }
+        public double ApSum { get; set; }
+        public long ApCount { get; set; }
+
+        public void Add(TrainBatch b, float[] logits, double meanLoss, int classes)
+        {
+            Count += b.Count;
+            LossSum += meanLoss * b.Count;
+            if (multiLabel)
+            {
+                var (s, c) = Metrics.AveragePrecisionAtN(logits, b.Targets!, classes);
+                ApSum += s; ApCount += c;
+            }
+            else
+            {
+                Top1 += Metrics.TopKCorrect(logits, b.Labels!, classes, 1);
+                Top5 += Metrics.TopKCorrect(logits, b.Labels!, classes, Math.Min(5, classes));
+            }
+        }
+
+        public EvalResult Result() => new(Count, Count == 0 ? double.NaN : LossSum / Count,
+            multiLabel || Count == 0 ? double.NaN : (double)Top1 / Count,
+            multiLabel || Count == 0 ? double.NaN : (double)Top5 / Count,
+            multiLabel && ApCount > 0 ? ApSum / ApCount : double.NaN);
+
+        public double[] Save() => [Count, LossSum, Top1, Top5, ApSum, ApCount];
+
+        public void Load(double[] v)
+        {
+            (Count, LossSum, Top1, Top5, ApSum, ApCount) = ((long)v[0], v[1], (long)v[2], (long)v[3], v[4], (long)v[5]);
+        }
+    }
+}

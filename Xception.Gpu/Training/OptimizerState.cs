@@ -1,0 +1,89 @@
+using Xception.Gpu.Graph;
+using Xception.Gpu.IO;
+using Xception.Gpu.Ops;
+
+namespace Xception.Gpu.Training;
+
+public enum OptimizerKind { Sgd, RmsProp }
+
+/// <summary>The optimizer's settings. Defaults: SGD; RMSprop uses Keras' rho 0.9 and epsilon 1e-7 unless set.</summary>
+public sealed record OptimizerSettings
+{
+    public OptimizerKind Kind { get; init; } = OptimizerKind.Sgd;
+    public float Momentum { get; init; } = 0.9f;
+    public bool Nesterov { get; init; }
+    public float Rho { get; init; } = 0.9f;
+    public float Epsilon { get; init; } = 1e-7f;
+    /// <summary>L2 weight decay: adds decay * w to the gradient of every kernel (not to biases or batch-norm parameters).</summary>
+    public float WeightDecay { get; init; }
+}
+
+/// <summary>
+/// The optimizer's per-parameter state on the device (velocity for SGD; mean square and momentum for
+/// RMSprop) and the update of every trainable parameter from its gradient.
+/// </summary>
+public sealed class OptimizerState : IDisposable
+{
+    readonly Model model;
+    readonly OptimizerSettings s;
+    readonly Dictionary<Parameter, (string Name, Tensor<float> A, Tensor<float>? B)> slots = new();
+
+    public OptimizerState(Model model, OptimizerSettings settings)
+    {
+        this.model = model;
+        s = settings;
+        var d = model.Device ?? throw new XceptionException("bind the model to a device before creating its optimizer");
+        foreach (var l in model.Layers)
+            foreach (var p in l.Parameters.Where(p => p.Trainable))
+                slots[p] = ($"{l.Name}/{p.Name}", Tensor.Zeros(d, p.Shape.ToArray()),
+                    s.Kind == OptimizerKind.RmsProp ? Tensor.Zeros(d, p.Shape.ToArray()) : null);
+    }
+
+    public OptimizerSettings Settings => s;
+
+    /// <summary>One update of every trainable parameter with learning rate <paramref name="lr"/>.</summary>
+    public void Step(float lr)
+    {
+        var d = model.Device!;
+        var op = Optimizer.On(d);
+        foreach (var (p, (_, a, b)) in slots)
+        {
+            float wd = p.Name.EndsWith("kernel") ? s.WeightDecay : 0f; // Keras puts regularizers on kernels
+            if (s.Kind == OptimizerKind.Sgd) op.Sgd(p.Value!, p.Grad!, a, lr, s.Momentum, s.Nesterov, wd);
+            else op.RmsProp(p.Value!, p.Grad!, a, b!, lr, s.Rho, s.Momentum, s.Epsilon, wd);
+        }
+    }
+
+    /// <summary>The state as named tensors for a checkpoint ("optimizer/layer/param/slot").</summary>
+    public IEnumerable<NamedTensor> Export()
+    {
+        foreach (var (p, (name, a, b)) in slots)
+        {
+            yield return new NamedTensor($"optimizer/{name}/{(s.Kind == OptimizerKind.Sgd ? "velocity" : "mean_square")}", p.KerasShape, a.ToArray());
+            if (b is not null) yield return new NamedTensor($"optimizer/{name}/momentum", p.KerasShape, b.ToArray());
+        }
+    }
+
+    /// <summary>Restores the state saved by <see cref="Export"/>; every slot must be there with its shape.</summary>
+    public void Import(IReadOnlyDictionary<string, NamedTensor> tensors, string source)
+    {
+        foreach (var (p, (name, a, b)) in slots)
+        {
+            Restore($"optimizer/{name}/{(s.Kind == OptimizerKind.Sgd ? "velocity" : "mean_square")}", a);
+            if (b is not null) Restore($"optimizer/{name}/momentum", b);
+        }
+
+        void Restore(string key, Tensor<float> into)
+        {
+            if (!tensors.TryGetValue(key, out var t))
+                throw new WeightsException($"checkpoint '{source}' has no optimizer state '{key}': was it saved with another optimizer?");
+            into.CopyFrom(t.Data);
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var (_, a, b) in slots.Values) { a.Dispose(); b?.Dispose(); }
+        slots.Clear();
+    }
+}
