@@ -108,7 +108,9 @@ public static class Conv2D
 
     /// <summary>
     /// Weight gradient, first stage: partial[chunk, ky, kx, ci, o] = sum over the output pixels of the chunk
-    /// of x[window pixel, group(o) * C / G + ci] * dy[pixel, o]; Reduce.SumRows adds the chunks.
+    /// of x[window pixel, group(o) * C / G + ci] * dy[pixel, o]; Reduce.SumRows adds the chunks. Each thread
+    /// owns four output channels of one (tap, input channel) and walks the chunk's pixels with counters
+    /// (no division per pixel), so each x value it loads serves four multiply-adds.
     /// </summary>
     public static void BackwardWeightPartials(
         ArrayView<float> x,       // [N, H, W, C]
@@ -117,29 +119,46 @@ public static class Conv2D
         ArrayView<float> partial) // [chunks, KH, KW, C / G, O]
     {
         int cg = s.GroupInputs, og = s.GroupOutputs;
+        int quads = (og + 3) / 4;
+        int perTap = s.Groups * quads;
         int wlen = s.KH * s.KW * cg * s.O;
         int pixels = s.OutputPixels;
         int chunks = (pixels + chunkPixels - 1) / chunkPixels;
-        int total = chunks * wlen;
+        int total = chunks * s.KH * s.KW * cg * perTap;
         int step = Grids.Stride;
         for (int t = Grids.Start; t < total; t += step)
         {
-            int ch = t / wlen, wi = t - ch * wlen;
-            int o = wi % s.O, r = wi / s.O;
+            int q = t % perTap, r = t / perTap;
             int ci = r % cg; r /= cg;
-            int kx = r % s.KW; int ky = r / s.KW;
-            int c = o / og * cg + ci;
-            int p1 = (ch + 1) * chunkPixels < pixels ? (ch + 1) * chunkPixels : pixels;
-            float acc = 0;
-            for (int p = ch * chunkPixels; p < p1; p++)
+            int kx = r % s.KW; r /= s.KW;
+            int ky = r % s.KH; int ch = r / s.KH;
+            int g = q / quads;
+            int o0 = g * og + (q - g * quads) * 4;
+            int valid = g * og + og - o0;
+            int c = g * cg + ci;
+            int p0 = ch * chunkPixels;
+            int p1 = p0 + chunkPixels < pixels ? p0 + chunkPixels : pixels;
+            int ox = p0 % s.OW, oy = p0 / s.OW % s.OH, n = p0 / (s.OW * s.OH);
+            float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+            for (int p = p0; p < p1; p++)
             {
-                int ox = p % s.OW, q = p / s.OW;
-                int oy = q % s.OH, n = q / s.OH;
                 int iy = oy * s.Stride + ky - s.PadTop, ix = ox * s.Stride + kx - s.PadLeft;
-                if (iy < 0 || iy >= s.H || ix < 0 || ix >= s.W) continue;
-                acc += x[((n * s.H + iy) * s.W + ix) * s.C + c] * dy[p * s.O + o];
+                if (iy >= 0 && iy < s.H && ix >= 0 && ix < s.W)
+                {
+                    float xv = x[((n * s.H + iy) * s.W + ix) * s.C + c];
+                    int db = p * s.O + o0;
+                    a0 += xv * dy[db];
+                    if (valid > 1) a1 += xv * dy[db + 1];
+                    if (valid > 2) a2 += xv * dy[db + 2];
+                    if (valid > 3) a3 += xv * dy[db + 3];
+                }
+                if (++ox == s.OW) { ox = 0; if (++oy == s.OH) { oy = 0; n++; } }
             }
-            partial[t] = acc;
+            int pb = ch * wlen + ((ky * s.KW + kx) * cg + ci) * s.O + o0;
+            partial[pb] = a0;
+            if (valid > 1) partial[pb + 1] = a1;
+            if (valid > 2) partial[pb + 2] = a2;
+            if (valid > 3) partial[pb + 3] = a3;
         }
     }
 }

@@ -74,7 +74,8 @@ public static class Depthwise
 
     /// <summary>
     /// Weight gradient, first stage: partial[chunk, ky, kx, c] = sum over the chunk's output pixels of
-    /// x[window pixel, c] * dy[pixel, c]; Reduce.SumRows adds the chunks.
+    /// x[window pixel, c] * dy[pixel, c]; Reduce.SumRows adds the chunks. Pixels are walked with counters
+    /// (no division per pixel).
     /// </summary>
     public static void BackwardWeightPartials(
         ArrayView<float> x,       // [N, H, W, C]
@@ -92,15 +93,16 @@ public static class Depthwise
             int ch = t / wlen, wi = t - ch * wlen;
             int c = wi % s.C, tap = wi / s.C;
             int kx = tap % s.KW, ky = tap / s.KW;
-            int p1 = (ch + 1) * chunkPixels < pixels ? (ch + 1) * chunkPixels : pixels;
+            int p0 = ch * chunkPixels;
+            int p1 = p0 + chunkPixels < pixels ? p0 + chunkPixels : pixels;
+            int ox = p0 % s.OW, oy = p0 / s.OW % s.OH, n = p0 / (s.OW * s.OH);
             float acc = 0;
-            for (int p = ch * chunkPixels; p < p1; p++)
+            for (int p = p0; p < p1; p++)
             {
-                int ox = p % s.OW, q = p / s.OW;
-                int oy = q % s.OH, n = q / s.OH;
                 int iy = oy * s.Stride + ky - s.PadTop, ix = ox * s.Stride + kx - s.PadLeft;
-                if (iy < 0 || iy >= s.H || ix < 0 || ix >= s.W) continue;
-                acc += x[((n * s.H + iy) * s.W + ix) * s.C + c] * dy[p * s.C + c];
+                if (iy >= 0 && iy < s.H && ix >= 0 && ix < s.W)
+                    acc += x[((n * s.H + iy) * s.W + ix) * s.C + c] * dy[p * s.C + c];
+                if (++ox == s.OW) { ox = 0; if (++oy == s.OH) { oy = 0; n++; } }
             }
             partial[t] = acc;
         }

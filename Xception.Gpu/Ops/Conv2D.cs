@@ -58,9 +58,10 @@ public sealed class Conv2D
         var s = Geometry(x.Shape, dw.Shape, stride, padding);
         Expect.Dims(Name, "output gradient", dy, s.OutputShape());
         int wlen = dw.Length;
-        var (chunk, chunks) = Window.Chunking(d, s.OutputPixels, wlen);
+        int threadsPerChunk = s.KH * s.KW * s.GroupInputs * s.Groups * ((s.GroupOutputs + 3) / 4);
+        var (chunk, chunks) = Window.Chunking(d, s.OutputPixels, threadsPerChunk);
         var partial = d.Scratch(ScratchSlot.RowPartials, (long)chunks * wlen);
-        weightPartials(d.GridFor((long)chunks * wlen), x.View, dy.View, s, chunk, partial);
+        weightPartials(d.GridFor((long)chunks * threadsPerChunk), x.View, dy.View, s, chunk, partial);
         Reductions.On(d).SumRows(partial, chunks, wlen, 0f, dw.View);
     }
 
