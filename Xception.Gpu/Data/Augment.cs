@@ -19,10 +19,12 @@ public sealed record Augment
 
     /// <summary>Smallest and largest fraction of the image's area the crop covers.</summary>
     public double MinArea { get; init; } = 0.6;
+    /// <summary>See <see cref="MinArea"/>.</summary>
     public double MaxArea { get; init; } = 1.0;
 
     /// <summary>Smallest and largest crop aspect ratio (width / height); drawn uniformly in log space.</summary>
     public double MinAspect { get; init; } = 3.0 / 4.0;
+    /// <summary>See <see cref="MinAspect"/>.</summary>
     public double MaxAspect { get; init; } = 4.0 / 3.0;
 
     /// <summary>Probability of a flip.</summary>

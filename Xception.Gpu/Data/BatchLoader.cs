@@ -193,6 +193,7 @@ public sealed class BatchLoader : IDisposable
         return new Batch(p.Index, n, x, [], targets, indices);
     }
 
+    /// <summary>Stops the workers and waits for them (each finishes the sample it is decoding); queued work is dropped.</summary>
     public void Dispose()
     {
         if (disposed) return;

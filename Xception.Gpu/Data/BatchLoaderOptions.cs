@@ -18,6 +18,7 @@ public sealed record BatchLoaderOptions
     /// <summary>The run's seed; with <see cref="Epoch"/> and the sample index it seeds each sample's augmentation.</summary>
     public int Seed { get; init; }
 
+    /// <summary>The epoch whose batches these are; it seeds the augmentation, not the order (the caller passes the order).</summary>
     public int Epoch { get; init; }
 
     /// <summary>The first batch to produce: a run resumed in the middle of an epoch continues where it stopped.</summary>

@@ -8,6 +8,7 @@ namespace Xception.Gpu.Data;
 /// </summary>
 public sealed class Cifar10Source : IDataSource
 {
+    /// <summary>Image side, pixels per plane, and bytes per record (label + 3 planes).</summary>
     public const int Side = 32, Plane = Side * Side, RecordSize = 1 + 3 * Plane;
 
     /// <summary>CIFAR-10's classes, in label order (batches.meta.txt).</summary>
@@ -17,10 +18,15 @@ public sealed class Cifar10Source : IDataSource
     readonly byte[][] data;
     readonly int[] starts;   // first sample index of each file, plus Count at the end
 
+    /// <inheritdoc/>
     public int Count { get; }
+    /// <inheritdoc/>
     public int Classes => ClassNameList.Count;
+    /// <inheritdoc/>
     public IReadOnlyList<string> ClassNames => ClassNameList;
+    /// <inheritdoc/>
     public bool MultiLabel => false;
+    /// <inheritdoc/>
     public string Description { get; }
 
     /// <summary>Reads <paramref name="batchFiles"/> in order; a file whose size is not a whole number of records,
@@ -52,6 +58,7 @@ public sealed class Cifar10Source : IDataSource
         Description = $"CIFAR-10 {string.Join(", ", paths.Select(Path.GetFileName))}: {Count} RGB 32x32 images, 10 classes";
     }
 
+    /// <inheritdoc/>
     public RawImage Load(int index)
     {
         if ((uint)index >= (uint)Count) throw new ArgumentOutOfRangeException(nameof(index), $"sample {index} is outside 0..{Count - 1}");

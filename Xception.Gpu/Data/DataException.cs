@@ -11,5 +11,6 @@ public sealed class DataException : XceptionException
     /// <summary>The file, folder or specification at fault, as the caller named it.</summary>
     public string Path { get; }
 
+    /// <summary>An error about <paramref name="path"/>; <paramref name="message"/> is the whole one-line message.</summary>
     public DataException(string path, string message, Exception? inner = null) : base(message, inner) => Path = path;
 }

@@ -12,6 +12,7 @@ public sealed class IdxSource : IDataSource
     public static readonly IReadOnlyList<string> FashionMnistClasses =
         ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 
+    /// <summary>The magic numbers: unsigned bytes (0x08) in 3 dimensions for images, 1 for labels.</summary>
     public const uint ImagesMagic = 0x00000803, LabelsMagic = 0x00000801;
 
     readonly byte[] images;
@@ -20,12 +21,19 @@ public sealed class IdxSource : IDataSource
     readonly int labelOffset;
     readonly string[] classNames;
 
+    /// <inheritdoc/>
     public int Count { get; }
+    /// <summary>Image height and width in pixels, the same for every image in an IDX file.</summary>
     public int Rows { get; }
+    /// <summary>See <see cref="Rows"/>.</summary>
     public int Cols { get; }
+    /// <inheritdoc/>
     public int Classes => classNames.Length;
+    /// <inheritdoc/>
     public IReadOnlyList<string> ClassNames => classNames;
+    /// <inheritdoc/>
     public bool MultiLabel => false;
+    /// <inheritdoc/>
     public string Description { get; }
 
     /// <summary>Reads both files; throws a <see cref="DataException"/> naming the file for a wrong magic, a
@@ -64,6 +72,7 @@ public sealed class IdxSource : IDataSource
         return labels[labelOffset + index];
     }
 
+    /// <inheritdoc/>
     public RawImage Load(int index)
     {
         CheckIndex(index);

@@ -27,10 +27,15 @@ public sealed class ImageFolderSource : IDataSource
     /// <summary>Every image file, in index order.</summary>
     public IReadOnlyList<string> Files => files;
 
+    /// <inheritdoc/>
     public int Count => files.Length;
+    /// <inheritdoc/>
     public int Classes => classNames.Length;
+    /// <inheritdoc/>
     public IReadOnlyList<string> ClassNames => classNames;
+    /// <inheritdoc/>
     public bool MultiLabel => false;
+    /// <inheritdoc/>
     public string Description => $"image folder '{Root}': {Count} images in {Classes} classes";
 
     /// <summary>Indexes <paramref name="root"/>; throws a <see cref="DataException"/> when it is missing, has no
@@ -85,6 +90,7 @@ public sealed class ImageFolderSource : IDataSource
     /// <summary>The class index of sample <paramref name="index"/>, without decoding it.</summary>
     public int LabelOf(int index) => labels[index];
 
+    /// <inheritdoc/>
     public RawImage Load(int index)
     {
         var img = ImageLoader.Load(files[index]);

@@ -22,12 +22,19 @@ public sealed class ListFileSource : IDataSource
     readonly int[][] labelSets;
     readonly string[] classNames;
 
+    /// <summary>The list file as given.</summary>
     public string ListFile { get; }
+    /// <summary>Each entry's image path (relative paths resolved against the list file's folder), in index order.</summary>
     public IReadOnlyList<string> Files => files;
+    /// <inheritdoc/>
     public int Count => files.Length;
+    /// <inheritdoc/>
     public int Classes => classNames.Length;
+    /// <inheritdoc/>
     public IReadOnlyList<string> ClassNames => classNames;
+    /// <inheritdoc/>
     public bool MultiLabel => true;
+    /// <inheritdoc/>
     public string Description => $"list file '{ListFile}': {Count} images, {Classes} labels (multi-label)";
 
     /// <summary>Parses <paramref name="listFile"/>; errors are <see cref="DataException"/>s naming the file and line.</summary>
@@ -96,6 +103,7 @@ public sealed class ListFileSource : IDataSource
     /// <summary>The class indices of sample <paramref name="index"/>, ascending, without decoding it.</summary>
     public IReadOnlyList<int> LabelsOf(int index) => labelSets[index];
 
+    /// <inheritdoc/>
     public RawImage Load(int index)
     {
         var img = ImageLoader.Load(files[index]);

@@ -18,14 +18,22 @@ public sealed class SyntheticSource : IDataSource
     public static readonly IReadOnlyList<string> Shapes =
         ["vertical-bars", "horizontal-bars", "diagonal-bars", "rings", "checkerboard", "disk", "frame", "cross", "triangle", "diagonal-cross"];
 
+    /// <inheritdoc/>
     public int Count { get; }
+    /// <inheritdoc/>
     public int Classes { get; }
+    /// <summary>Image side in pixels, and the seed every image derives from.</summary>
     public int Size { get; }
+    /// <summary>See <see cref="Size"/>.</summary>
     public int Seed { get; }
+    /// <inheritdoc/>
     public IReadOnlyList<string> ClassNames { get; }
+    /// <inheritdoc/>
     public bool MultiLabel => false;
+    /// <inheritdoc/>
     public string Description => $"synthetic shapes (seed {Seed}): {Count} RGB {Size}x{Size} images, {Classes} classes";
 
+    /// <summary><paramref name="count"/> images of <paramref name="classes"/> (1 to 10) shape classes, <paramref name="size"/> x <paramref name="size"/> pixels (at least 8).</summary>
     public SyntheticSource(int count, int classes = 10, int size = 32, int seed = 0)
     {
         if (count <= 0) throw new OpArgumentException("synthetic", $"image count {count} is not positive");
@@ -35,6 +43,7 @@ public sealed class SyntheticSource : IDataSource
         ClassNames = Shapes.Take(classes).ToArray();
     }
 
+    /// <inheritdoc/>
     public RawImage Load(int index)
     {
         if ((uint)index >= (uint)Count) throw new ArgumentOutOfRangeException(nameof(index), $"sample {index} is outside 0..{Count - 1}");
