@@ -11,11 +11,12 @@ namespace Xception.Gpu.Tests.DataPipeline;
 public class BatchLoaderTests
 {
     static readonly TimeSpan Patience = TimeSpan.FromSeconds(20);
+    static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     static List<Batch> All(IDataSource source, IReadOnlyList<int> order, BatchLoaderOptions o)
     {
         using var loader = new BatchLoader(source, order, o);
-        return loader.ReadAll().ToList();
+        return loader.ReadAll(Ct).ToList();
     }
 
     static void SameBatches(IReadOnlyList<Batch> want, IReadOnlyList<Batch> got)
@@ -121,7 +122,7 @@ public class BatchLoaderTests
         using (var loader = new BatchLoader(src, order, o with { StartBatch = 3 }))
         {
             Assert.Equal(8, loader.BatchCount);
-            SameBatches(full.Skip(3).ToList(), loader.ReadAll().ToList());
+            SameBatches(full.Skip(3).ToList(), loader.ReadAll(Ct).ToList());
         }
         Assert.Empty(All(src, order, o with { StartBatch = 8 }));
         Assert.Equal("batch loader: start batch 9 is past the epoch's 8 batches",
@@ -145,7 +146,7 @@ public class BatchLoaderTests
         var o = new BatchLoaderOptions { BatchSize = 3, ImageSize = 4 };
         using (var loader = new BatchLoader(src, order, o))
         {
-            var batches = loader.ReadAll().ToList();
+            var batches = loader.ReadAll(Ct).ToList();
             Assert.Equal([2, 3, 1], batches.Select(b => b.Count));
             Assert.Equal([0, 1], batches[0].Indices);
             Assert.Equal([7], batches[2].Indices);
@@ -160,13 +161,13 @@ public class BatchLoaderTests
 
         using (var strict = new BatchLoader(src, order, o with { Strict = true }))
         {
-            var e = Assert.Throws<ImageException>(() => strict.Next());
+            var e = Assert.Throws<ImageException>(() => strict.Next(Ct));
             Assert.Contains($"'{bad}'", e.Message);
             Assert.Equal(bad, e.Path);
-            Assert.Equal(3, strict.Next()!.Count);   // the loader goes on with the next batch
+            Assert.Equal(3, strict.Next(Ct)!.Count);   // the loader goes on with the next batch
             Assert.Equal($"image file '{cut}' is a truncated PNG: it ends before the IEND chunk",
-                Assert.Throws<ImageException>(() => strict.Next()).Message);
-            Assert.Null(strict.Next());
+                Assert.Throws<ImageException>(() => strict.Next(Ct)).Message);
+            Assert.Null(strict.Next(Ct));
         }
     }
 
@@ -186,14 +187,14 @@ public class BatchLoaderTests
     {
         var src = new SyntheticSource(4, size: 8);
         using (var loader = new BatchLoader(new RelabelSource(src, 12), [0, 1], new BatchLoaderOptions { BatchSize = 2, ImageSize = 8 }))
-            Assert.Equal($"sample 0 has label 12; expected 0 to 9 ({src.Description})", Assert.Throws<DataException>(() => loader.Next()).Message);
+            Assert.Equal($"sample 0 has label 12; expected 0 to 9 ({src.Description})", Assert.Throws<DataException>(() => loader.Next(Ct)).Message);
         Assert.Equal("batch loader: sample index 4 is outside the data set's 0..3",
             Assert.Throws<OpArgumentException>(() => new BatchLoader(src, [0, 4], new BatchLoaderOptions())).Message);
         Assert.Equal("batch loader: 2 channels; expected 1 or 3",
             Assert.Throws<OpArgumentException>(() => new BatchLoader(src, [0], new BatchLoaderOptions { Channels = 2 })).Message);
         using var empty = new BatchLoader(src, [], new BatchLoaderOptions());
         Assert.Equal(0, empty.BatchCount);
-        Assert.Null(empty.Next());
+        Assert.Null(empty.Next(Ct));
     }
 
     [Fact]
@@ -205,7 +206,7 @@ public class BatchLoaderTests
         Assert.True(SpinWait.SpinUntil(() => src.Loads == 12, Patience), $"{src.Loads} loads; expected the 3 prefetched batches (12)");
         Thread.Sleep(100);
         Assert.Equal(12, src.Loads);   // nothing beyond the window while the consumer waits
-        Assert.Equal(0, loader.Next()!.Index);
+        Assert.Equal(0, loader.Next(Ct)!.Index);
         Assert.True(SpinWait.SpinUntil(() => src.Loads == 16, Patience), $"{src.Loads} loads; expected one more batch (16)");
     }
 
@@ -217,14 +218,15 @@ public class BatchLoaderTests
         using (var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(50)))
             Assert.ThrowsAny<OperationCanceledException>(() => loader.Next(cancel.Token));
         gate.Open();
-        Assert.Equal(0, loader.Next()!.Index);   // a cancelled wait leaves the loader usable
-        var dispose = Task.Run(loader.Dispose);
-        Assert.True(dispose.Wait(Patience), "Dispose did not return: a worker is stuck");
+        Assert.Equal(0, loader.Next(Ct)!.Index);   // a cancelled wait leaves the loader usable
+        var dispose = new Thread(loader.Dispose);
+        dispose.Start();
+        Assert.True(dispose.Join(Patience), "Dispose did not return: a worker is stuck");
         int loads = gate.Loads;
         Thread.Sleep(100);
         Assert.Equal(loads, gate.Loads);   // no thread loads anything after Dispose
         Assert.True(loads < 1000);
-        Assert.Throws<ObjectDisposedException>(() => loader.Next());
+        Assert.Throws<ObjectDisposedException>(() => loader.Next(Ct));
         loader.Dispose();   // twice is fine
     }
 }
