@@ -1,0 +1,97 @@
+using Xception.Gpu.Imaging;
+
+namespace Xception.Gpu.Data;
+
+/// <summary>
+/// Turns one <see cref="RawImage"/> into model input: channel conversion, crop, bilinear resize to the model
+/// size with <see cref="ImageResize"/> (TensorFlow's half-pixel bilinear, as Keras'
+/// <c>image_dataset_from_directory</c> resizes, unrounded floats), optional mirror, and Keras 'tf'
+/// preprocessing (v / 127.5 - 1), written NHWC into the caller's batch slot.
+///
+/// Channels: a gray source feeding a 3-channel model is replicated into R, G and B (PIL's convert('RGB'));
+/// an RGB source feeding a 1-channel model becomes ITU-R 601-2 luma, L = (19595 R + 38470 G + 7471 B + 2^15)
+/// &gt;&gt; 16, the integer form PIL's convert('L') uses, before resizing, as Keras would load it with
+/// color_mode='grayscale'.
+/// </summary>
+public static class SampleTransform
+{
+    /// <summary>
+    /// Prepares <paramref name="image"/> with the augmentation of sample <paramref name="index"/> in
+    /// <paramref name="epoch"/> (none when <paramref name="augment"/> is null: the whole image, resized).
+    /// <paramref name="dst"/> receives size * size * channels floats.
+    /// </summary>
+    public static void Prepare(RawImage image, int size, int channels, Augment? augment, int seed, int epoch, int index, Span<float> dst)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        var plan = augment is null ? CropPlan.Full(image.Width, image.Height) : augment.Plan(image.Width, image.Height, seed, epoch, index);
+        Prepare(image, size, channels, plan, dst);
+    }
+
+    /// <summary>Prepares <paramref name="image"/> with an explicit crop and flip.</summary>
+    public static void Prepare(RawImage image, int size, int channels, CropPlan plan, Span<float> dst)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        image.Validate("image");
+        if (size <= 0) throw new OpArgumentException("sample", $"model input size {size} is not positive");
+        if (channels is not (1 or 3)) throw new OpArgumentException("sample", $"model input channels {channels}; expected 1 or 3");
+        if (dst.Length != size * size * channels)
+            throw new ShapeException("sample", $"a destination of {dst.Length} floats does not hold one {size}x{size}x{channels} image");
+        if (plan.Width <= 0 || plan.Height <= 0 || plan.X < 0 || plan.Y < 0 || plan.X + plan.Width > image.Width || plan.Y + plan.Height > image.Height)
+            throw new OpArgumentException("sample", $"crop {plan.Width}x{plan.Height} at ({plan.X}, {plan.Y}) is outside the {image.Width}x{image.Height} image");
+
+        var (pixels, pc) = channels == 1 && image.Channels == 3 ? (ToGray(image.Pixels), 1) : (image.Pixels, image.Channels);
+        var crop = CropToRgb(pixels, image.Width, pc, plan);
+        float[] rgb;
+        if (plan.Width == size && plan.Height == size)
+        {
+            rgb = new float[crop.Length];
+            for (int i = 0; i < crop.Length; i++) rgb[i] = crop[i];
+        }
+        else rgb = ImageResize.ResizeToFloats(new RgbImage(plan.Width, plan.Height, crop), size, size, ResizeMode.Bilinear);
+
+        for (int y = 0; y < size; y++)
+            for (int x = 0; x < size; x++)
+            {
+                int s = 3 * (y * size + (plan.Flip ? size - 1 - x : x)), d = channels * (y * size + x);
+                for (int c = 0; c < channels; c++) dst[d + c] = Preprocess.KerasTf(rgb[s + c]);
+            }
+    }
+
+    /// <summary>ITU-R 601-2 luma of interleaved RGB bytes, rounded as PIL's convert('L').</summary>
+    public static byte[] ToGray(ReadOnlySpan<byte> rgb)
+    {
+        if (rgb.Length % 3 != 0) throw new ShapeException("gray", $"{rgb.Length} bytes are not whole RGB pixels");
+        var gray = new byte[rgb.Length / 3];
+        for (int i = 0; i < gray.Length; i++)
+            gray[i] = (byte)((rgb[3 * i] * 19595 + rgb[3 * i + 1] * 38470 + rgb[3 * i + 2] * 7471 + 0x8000) >> 16);
+        return gray;
+    }
+
+    /// <summary>Gray bytes replicated into R, G and B.</summary>
+    public static byte[] ToRgb(ReadOnlySpan<byte> gray)
+    {
+        var rgb = new byte[3 * gray.Length];
+        for (int i = 0; i < gray.Length; i++) rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = gray[i];
+        return rgb;
+    }
+
+    /// <summary>The crop's pixels as interleaved RGB (gray replicated), the form <see cref="ImageResize"/> takes.</summary>
+    static byte[] CropToRgb(byte[] pixels, int width, int channels, CropPlan plan)
+    {
+        var dst = new byte[3 * plan.Width * plan.Height];
+        for (int y = 0; y < plan.Height; y++)
+        {
+            int row = (plan.Y + y) * width + plan.X;
+            if (channels == 3)
+                pixels.AsSpan(3 * row, 3 * plan.Width).CopyTo(dst.AsSpan(3 * y * plan.Width));
+            else
+                for (int x = 0; x < plan.Width; x++)
+                {
+                    byte v = pixels[row + x];
+                    int d = 3 * (y * plan.Width + x);
+                    dst[d] = dst[d + 1] = dst[d + 2] = v;
+                }
+        }
+        return dst;
+    }
+}
