@@ -46,6 +46,12 @@ public sealed class Executor : IDisposable
     /// <summary>Training step number, for layers that draw a new random mask each step.</summary>
     public long Step { get; set; }
 
+    /// <summary>
+    /// When set, the device is synchronized after every layer and the time of each layer's forward and
+    /// backward is added here (seconds, by layer index): the per-layer profile of the benchmark.
+    /// </summary>
+    public double[,]? Profile { get; set; }
+
     /// <summary>Bytes of device memory this executor holds.</summary>
     public long Bytes => buffers.Sum(b => b.Capacity) * 4 + savedInt.Values.Sum(t => (long)t.Length) * 4;
 
@@ -122,7 +128,13 @@ public sealed class Executor : IDisposable
             outputs[layer.Index] = output;
             var ctx = new LayerContext(this, layer, layer.Inputs.Select(i => outputs[i.Index]!).ToArray(), output);
             contexts[layer.Index] = ctx;
+            long t0 = Profile is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
             layer.Forward(ctx);
+            if (Profile is not null)
+            {
+                Device.Synchronize();
+                Profile[layer.Index, 0] += System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalSeconds;
+            }
             if (!Training)
             {
                 foreach (var t in layerTemps) Release(t);
@@ -175,8 +187,14 @@ public sealed class Executor : IDisposable
                     accumulate.Add((temp, g));
                 }
             }
+            long t0 = Profile is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
             layer.Backward(ctx);
             foreach (var (temp, into) in accumulate) residual.Accumulate(temp, into);
+            if (Profile is not null)
+            {
+                Device.Synchronize();
+                Profile[li, 1] += System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalSeconds;
+            }
         }
     }
 

@@ -80,14 +80,14 @@ public sealed class XceptionBuilder
     Layer ConvBnRelu(Layer x, string name, int filters, int stride)
     {
         x = Add(new Conv2DLayer(name, x, filters, 3, stride, Padding.Valid));
-        x = Add(new BatchNormLayer($"{name}_bn", x));
+        x = Add(new BatchNormLayer($"{name}_bn", x, momentum: c.BatchNormMomentum));
         return Add(new ActivationLayer($"{name}_act", x, ActivationKind.Relu));
     }
 
     Layer SepBn(Layer x, string name, int filters)
     {
         x = Add(new SeparableConv2DLayer(name, x, filters, between: c.SeparableActivation, segments: c.Segments));
-        return Add(new BatchNormLayer($"{name}_bn", x));
+        return Add(new BatchNormLayer($"{name}_bn", x, momentum: c.BatchNormMomentum));
     }
 
     Layer ReluSepBn(Layer x, string name, int filters) =>
@@ -102,7 +102,7 @@ public sealed class XceptionBuilder
         if (!c.Residual) return null;
         shortcuts++;
         var s = Add(new Conv2DLayer($"conv2d_{shortcuts}", x, filters, 1, 2, Padding.Same));
-        return Add(new BatchNormLayer($"batch_normalization_{shortcuts}", s));
+        return Add(new BatchNormLayer($"batch_normalization_{shortcuts}", s, momentum: c.BatchNormMomentum));
     }
 
     Layer Residual(Layer x, Layer shortcut) => c.Residual ? Add(new AddLayer($"add_{++adds}", x, shortcut)) : x;

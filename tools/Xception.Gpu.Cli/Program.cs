@@ -17,6 +17,8 @@ namespace Xception.Gpu.Cli
               bench              time the kernels on Xception's shapes (GFLOP/s, GB/s)
               summary            print the model as Keras' model.summary() does
               predict            classify images, or run a preprocessed .npy array, with Keras weights
+              train              train a model (no options: xception-mini on built-in synthetic images)
+              eval               evaluate weights on a data set (loss, top-1, top-5 or MAP@100)
 
             'xception <command> --help' describes a command's options.
             Device strings: auto (CUDA, else OpenCL, else CPU), cpu, cuda, cuda:N, opencl:N.
@@ -38,7 +40,9 @@ namespace Xception.Gpu.Cli
                     "bench" => BenchCommand.Run(rest),
                     "summary" => SummaryCommand.Run(rest),
                     "predict" => PredictCommand.Run(rest),
-                    _ => throw new UsageException($"unknown command '{args[0]}'; commands: devices, bench, summary, predict"),
+                    "train" => TrainCommand.Run(rest),
+                    "eval" => EvalCommand.Run(rest),
+                    _ => throw new UsageException($"unknown command '{args[0]}'; commands: devices, bench, summary, predict, train, eval"),
                 };
             }
             catch (UsageException e)

@@ -1,0 +1,111 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text.Json.Nodes;
+using Xception.Gpu.IO;
+using Xception.Gpu.Models;
+using Xception.Gpu.Tests.IO;
+using Xception.Gpu.Tests.Keras;
+using Xunit;
+
+namespace Xception.Gpu.Tests.Training;
+
+/// <summary>
+/// One full-batch SGD step of `xception train` from a Keras .h5 on a folder of PNGs against the same step
+/// taken by Keras (TensorFlow.js layers: tools/keras-ref/train-step.mjs): every weight update and every
+/// batch-norm moving statistic.
+/// </summary>
+public class KerasTrainStepTests
+{
+    static readonly Lazy<(string? Dir, string Reason)> data = new(Generate);
+
+    static (string?, string) Generate()
+    {
+        var tool = Path.Combine(KerasReference.RepoRoot(), "tools", "keras-ref");
+        var script = Path.Combine(tool, "train-step.mjs");
+        if (!File.Exists(script)) return (null, $"{script} not found");
+        if (!Directory.Exists(Path.Combine(tool, "node_modules"))) return (null, $"run 'npm ci' in {tool} first (needs Node.js)");
+        var hash = Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(script)))[..12];
+        var dir = Path.Combine(Path.GetTempPath(), $"xception-keras-step-{hash}");
+        if (File.Exists(Path.Combine(dir, "step.json"))) return (dir, "");
+        var psi = new ProcessStartInfo("node", ["train-step.mjs", dir]) { WorkingDirectory = tool, RedirectStandardOutput = true, RedirectStandardError = true };
+        try
+        {
+            using var p = Process.Start(psi)!;
+            var err = p.StandardError.ReadToEndAsync();
+            p.StandardOutput.ReadToEnd();
+            if (!p.WaitForExit(TimeSpan.FromMinutes(10))) { p.Kill(); return (null, "train-step.mjs took over 10 minutes"); }
+            if (p.ExitCode != 0) return (null, $"train-step.mjs failed: {err.Result.Trim().Split('\n').LastOrDefault()}");
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            return (null, $"cannot run node: {e.Message}");
+        }
+        return File.Exists(Path.Combine(dir, "step.json")) ? (dir, "") : (null, "train-step.mjs wrote no step.json");
+    }
+
+    [Fact]
+    public void OneFullBatchSgdStepMatchesKeras()
+    {
+        var (dir, reason) = data.Value;
+        if (dir is null)
+        {
+            if (Environment.GetEnvironmentVariable("XCEPTION_REQUIRE_KERAS_REF") == "1") Assert.Fail(reason);
+            Assert.Skip($"Keras training-step reference unavailable: {reason}");
+        }
+        var step = JsonNode.Parse(File.ReadAllText(Path.Combine(dir!, "step.json")))!;
+        double lr = step["lr"]!.GetValue<double>();
+        int batch = step["batch"]!.GetValue<int>();
+        var initial = Path.Combine(dir!, "initial.h5");
+        var config = ModelWeights.ConfigOf(initial, new XceptionConfig());
+        using var tmp = new TempDir();
+        var saved = tmp["after.h5"];
+
+        var (o, e) = (Console.Out, Console.Error);
+        var so = new StringWriter();
+        Console.SetOut(so); Console.SetError(so);
+        int code;
+        try
+        {
+            code = Gpu.Cli.Cli.Run(["train", "--data", Path.Combine(dir!, "images"), "--model", "xception", "--weights", initial,
+                "--image-size", $"{config.ImageSize}", "--steps", "1", "--batch", $"{batch}", "--val-split", "0", "--no-augment",
+                "--dropout", "0", "--weight-decay", "0", "--momentum", "0", "--optimizer", "sgd", "--lr", $"{lr}", "--lr-schedule", "constant",
+                "--save", saved, "--checkpoint-dir", tmp["run"], "--device", "cpu"]);
+        }
+        finally
+        {
+            Console.SetOut(o); Console.SetError(e);
+        }
+        Assert.True(code == 0, so.ToString());
+
+        using var before = XceptionBuilder.Build(config);
+        ModelWeights.Load(before, initial);
+        using var ours = XceptionBuilder.Build(config);
+        ModelWeights.Load(ours, saved);
+        using var keras = XceptionBuilder.Build(config);
+        ModelWeights.Load(keras, Path.Combine(dir!, "after.h5"));
+
+        var b = before.Parameters.ToList(); var u = ours.Parameters.ToList(); var k = keras.Parameters.ToList();
+        double num = 0, den = 0, worst = 0;
+        string worstName = "";
+        foreach (var layer in before.Layers)
+            foreach (var (p, i) in layer.Parameters.Select((p, i) => (p, b.IndexOf(p))))
+            {
+                double tn = 0, td = 0;
+                for (int j = 0; j < p.Length; j++)
+                {
+                    double du = u[i].Host[j] - (double)b[i].Host[j], dk = k[i].Host[j] - (double)b[i].Host[j];
+                    tn += (du - dk) * (du - dk); td += dk * dk;
+                }
+                num += tn; den += td;
+                double rel = td == 0 ? Math.Sqrt(tn) : Math.Sqrt(tn / td);
+                // A tensor Keras did not move must not move here either.
+                Assert.True(td > 0 || tn < 1e-20, $"{layer.Name}/{p.Name}: Keras left it unchanged, ours moved by {Math.Sqrt(tn):E2}");
+                if (td > 0 && rel > worst) { worst = rel; worstName = $"{layer.Name}/{p.Name}"; }
+                // The bar per tensor: 2e-2 (float32 arithmetic alone costs about 4e-3 here).
+                Assert.True(td == 0 || rel <= 2e-2, $"{layer.Name}/{p.Name}: update differs from Keras' by {rel:E2} (relative)");
+            }
+        double total = Math.Sqrt(num / den);
+        TestContext.Current.SendDiagnosticMessage($"update vs Keras: whole {total:E2}, worst tensor {worst:E2} ({worstName})");
+        Assert.True(total <= 1e-2, $"the whole update differs from Keras' by {total:E2}");
+    }
+}

@@ -1,0 +1,59 @@
+using Xception.Gpu.Data;
+using Xception.Gpu.IO;
+using Xception.Gpu.Models;
+using Xception.Gpu.Training;
+
+namespace Xception.Gpu.Cli;
+
+static class EvalCommand
+{
+    const string Help = """
+        usage: xception eval --weights W --data D [--split test|val|all] [--val-split F] [--seed S]
+                             [--batch B] [--device D] [--strict]
+
+        Evaluates weights (a checkpoint, or a Keras .h5) on a data set and prints the loss and top-1 /
+        top-5 accuracy (MAP@100 for multi-label data). --split test (the default when the data set has a
+        test set, e.g. Fashion-MNIST's t10k files), val (the validation part that 'train' held out with the
+        same --val-split and --seed), or all.
+        """;
+
+    public static int Run(string[] argv)
+    {
+        var a = new Args(argv, ["weights", "data", "split", "val-split", "seed", "batch", "device", "image-size"], ["strict", "help"], "eval");
+        if (a.Flag("help")) { Console.WriteLine(Help); return 0; }
+        var weights = a.String("weights") ?? throw new UsageException("eval needs --weights (a checkpoint or a Keras .h5)");
+        var data = DataSources.Open(a.String("data") ?? throw new UsageException("eval needs --data"), a.Int("seed", 0, 0));
+        var config = ModelWeights.ConfigOf(weights, new XceptionConfig { Classes = data.Train.Classes });
+        if (a.String("image-size") is not null) config = (config with { ImageSize = a.Int("image-size", 0, 5) }).Validate();
+        if (config.Classes != data.Train.Classes)
+            throw new XceptionException($"'{weights}' has {config.Classes} classes, the data {data.Train.Classes}");
+        string split = a.String("split", data.Test is null ? "val" : "test").ToLowerInvariant();
+        int batch = a.Int("batch", 64, 1, 65536);
+        IDataSource source;
+        IEnumerable<TrainBatch> batches;
+        switch (split)
+        {
+            case "test":
+                source = data.Test ?? throw new XceptionException("this data set has no test set: use --split val or all");
+                batches = DataBinding.All(source, batch, config.ImageSize, config.InputChannels, a.Flag("strict"));
+                break;
+            case "val":
+            case "all":
+                source = data.Train;
+                var s = Split.Make(source.Count, split == "all" ? 0 : a.Double("val-split", 0.1, 0.0001, 0.9), a.Int("seed", 0, 0));
+                var bound = DataBinding.Bind(source, s, batch, config.ImageSize, config.InputChannels, null, a.Int("seed", 0, 0), a.Flag("strict"));
+                batches = split == "all" ? bound.TrainBatches(0, 0) : bound.ValidationBatches!();
+                break;
+            default:
+                throw new UsageException($"--split must be test, val or all, got '{split}'");
+        }
+        using var device = Device.Open(a.String("device", "auto"));
+        using var model = XceptionBuilder.Build(config);
+        ModelWeights.Load(model, weights);
+        model.Bind(device);
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        var result = Evaluation.Run(model, batches, config.Classes, source.MultiLabel);
+        Console.WriteLine($"{split}: {result} ({sw.Elapsed.TotalSeconds:F1} s on {device})");
+        return 0;
+    }
+}

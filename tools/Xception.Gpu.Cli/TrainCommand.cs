@@ -1,0 +1,198 @@
+using Xception.Gpu.Data;
+using Xception.Gpu.IO;
+using Xception.Gpu.Models;
+using Xception.Gpu.Training;
+
+namespace Xception.Gpu.Cli;
+
+static class TrainCommand
+{
+    const string Help = """
+        usage: xception train [options]
+
+        Trains Xception on a data set. With no options: the small model (xception-mini) on the built-in
+        synthetic images, on the best device, for 3 epochs; prints each epoch's validation accuracy.
+
+        data and model:
+          --data D            synthetic[:N] (default), fashion-mnist, mnist, a folder of class subfolders,
+                              a folder of IDX or CIFAR-10 binary files, or a multi-label list file
+          --model M           xception-mini (default; 28x28 / 32x32 inputs) or xception
+          --classes C         must equal the data's class count (a check)
+          --image-size S      input size (default: the data's size for xception-mini, 299 for xception)
+          --weights W         initial weights: a Keras .h5 or a checkpoint
+          --val-split F       fraction held out for validation (default 0.1; 0 trains on everything)
+          --no-augment        no random crop-and-scale or flips
+          --strict            stop at an unreadable image instead of skipping it (skips are counted)
+        optimization:
+          --recipe R          imagenet (SGD 0.9, lr 0.045 x 0.94 every 2 epochs, weight decay 1e-5,
+                              dropout 0.5) or jft (RMSprop 0.9, lr 0.001 x 0.9 every 3,000,000 samples,
+                              multi-label sigmoid outputs, no dropout); options below override it
+          --epochs E          (default 3)      --steps N      stop after N optimizer steps
+          --batch B           (default 32)     --seed S       (default 0)
+          --optimizer O       sgd or rmsprop   --lr L         --momentum M    --nesterov
+          --rho R             RMSprop decay (0.9)              --epsilon E     RMSprop epsilon (1e-7)
+          --weight-decay W    L2 on kernels    --dropout P     before the classifier
+          --label-smoothing E --warmup-steps N
+          --lr-schedule S     constant, exponential (x --lr-decay every --lr-decay-epochs epochs, or every
+                              --lr-decay-samples samples), step (x --lr-decay at --lr-steps e1,e2,...), cosine
+        output:
+          --checkpoint-dir D  checkpoints, log and plot (default runs/<model>-<data>-<time>)
+          --checkpoint-every N  also checkpoint every N steps     --keep K   checkpoints kept (3)
+          --resume P          continue from a checkpoint file or the newest in a folder
+          --save F            final weights (.h5: Keras format; else a checkpoint; default <dir>/final.safetensors)
+          --log F             per-epoch log, JSON lines or .csv (default <dir>/log.jsonl)
+          --device D          auto (default), cpu, cuda, cuda:N, opencl:N
+        """;
+
+    static readonly string[] Options = ["data", "model", "classes", "image-size", "weights", "val-split", "recipe", "epochs", "steps", "batch", "seed",
+        "optimizer", "lr", "momentum", "rho", "epsilon", "weight-decay", "dropout", "label-smoothing", "warmup-steps", "lr-schedule", "lr-decay",
+        "lr-decay-epochs", "lr-decay-samples", "lr-steps", "checkpoint-dir", "checkpoint-every", "keep", "resume", "save", "log", "device", "plot"];
+    static readonly string[] Flags = ["no-augment", "strict", "nesterov", "help"];
+
+    public static int Run(string[] argv)
+    {
+        var a = new Args(argv, Options, Flags, "train");
+        if (a.Flag("help")) { Console.WriteLine(Help); return 0; }
+        if (a.Positional.Count > 0) throw new UsageException($"'train' takes options only, got '{a.Positional[0]}'");
+
+        int seed = a.Int("seed", 0, 0, int.MaxValue);
+        string dataSpec = a.String("data", "synthetic");
+        var data = DataSources.Open(dataSpec, seed);
+        var source = data.Train;
+        string modelName = a.String("model", "xception-mini").ToLowerInvariant();
+        if (modelName is not ("xception" or "xception-mini"))
+            throw new UsageException($"--model must be xception or xception-mini, got '{modelName}'");
+        if (a.String("classes") is not null && a.Int("classes", 0, 1) != source.Classes)
+            throw new XceptionException($"--classes {a.Int("classes", 0, 1)} but the data has {source.Classes} classes");
+
+        var config = ModelConfig(a, modelName, source);
+        var recipe = Recipe(a.String("recipe"));
+        if (recipe?.MultiLabel == true && !source.MultiLabel)
+            throw new XceptionException("--recipe jft trains multi-label sigmoid outputs, but the data is single-label (use a list file with several labels per image)");
+        config = (config with { Dropout = (float)a.Double("dropout", recipe?.Dropout ?? 0, 0, 0.99) }).Validate();
+
+        var settings = Settings(a, recipe, seed);
+        string runDir = a.String("checkpoint-dir") ?? Path.Combine("runs", $"{modelName}-{DataName(dataSpec)}-{DateTime.Now:yyyyMMdd-HHmmss}");
+        settings = settings with { CheckpointDir = runDir };
+        double valSplit = a.Double("val-split", 0.1, 0, 0.9);
+        var split = Split.Make(source.Count, valSplit, seed);
+        var augment = a.Flag("no-augment") ? null : Augment.Default;
+        var bound = DataBinding.Bind(source, split, settings.Batch, config.ImageSize, config.InputChannels, augment, seed, a.Flag("strict"));
+        settings = settings with { Schedule = settings.Schedule with { TotalSteps = Math.Min((long)settings.Epochs * bound.StepsPerEpoch, settings.MaxSteps ?? long.MaxValue) } };
+
+        string? resume = a.String("resume") is { } r ? Checkpoints.Resolve(r) : null;
+        if (resume is not null && a.String("checkpoint-dir") is null) settings = settings with { CheckpointDir = runDir = Path.GetDirectoryName(Path.GetFullPath(resume))! };
+        Directory.CreateDirectory(runDir);
+        if (resume is null && Checkpoints.List(runDir).Count > 0)
+            throw new XceptionException($"'{runDir}' already holds checkpoints of a run: pass --resume {runDir} to continue it, or choose another --checkpoint-dir");
+
+        using var device = Device.Open(a.String("device", "auto"));
+        using var model = XceptionBuilder.Build(config);
+        if (a.String("weights") is { } w) ModelWeights.Load(model, w);
+        else model.Initialize(seed);
+        model.Bind(device);
+
+        Console.WriteLine($"data: {source.Description}; {split.Train.Length} training, {split.Validation.Length} validation images");
+        Console.WriteLine($"model: {modelName} {config.ImageSize}x{config.ImageSize}x{config.InputChannels}, {config.Classes} classes, {model.TotalParams:N0} parameters; device {device}");
+        Console.WriteLine($"optimizer: {settings.Optimizer.Kind} lr {settings.Schedule}, momentum {settings.Optimizer.Momentum}, weight decay {settings.Optimizer.WeightDecay}; batch {settings.Batch}, {settings.Epochs} epochs" +
+                          (settings.MaxSteps is { } ms ? $", at most {ms} steps" : "") + $"; run folder {runDir}");
+
+        var reporting = new TrainReporting(a.String("log") ?? Path.Combine(runDir, "log.jsonl"), a.String("plot") ?? Path.Combine(runDir, "curves.png"));
+        var trainer = new Trainer(model, config, settings, reporting);
+        var reports = reporting.Run(() => trainer.Run(bound, resume));
+
+        string save = a.String("save") ?? Path.Combine(runDir, "final.safetensors");
+        ModelWeights.Save(model, config, save);
+        Console.WriteLine($"saved {save}");
+        var last = reports.LastOrDefault(r => r.Validation is not null)?.Validation;
+        if (last is not null)
+            Console.WriteLine(double.IsNaN(last.Top1) ? $"validation MAP@100: {last.MapAt100:P2}" : $"validation accuracy: {last.Top1:P2} (top-5 {last.Top5:P2})");
+        return 0;
+    }
+
+    static string DataName(string spec)
+    {
+        var name = Path.GetFileName(spec.TrimEnd('/', '\\')).Split(':')[0];
+        return string.IsNullOrEmpty(name) ? "data" : name;
+    }
+
+    static XceptionConfig ModelConfig(Args a, string modelName, IDataSource source)
+    {
+        XceptionConfig config;
+        if (a.String("weights") is { } w)
+        {
+            config = ModelWeights.ConfigOf(w, new XceptionConfig { Classes = source.Classes });
+            if (config.IncludeTop && config.Classes != source.Classes)
+                throw new XceptionException($"'{w}' has {config.Classes} classes, the data {source.Classes}");
+        }
+        else
+        {
+            var first = source.Load(0);
+            int native = first.Width == first.Height ? first.Width : 32;
+            config = modelName == "xception-mini"
+                ? XceptionConfig.Mini(native, first.Channels, source.Classes)
+                : new XceptionConfig { Classes = source.Classes };
+        }
+        if (a.String("image-size") is not null) config = config with { ImageSize = a.Int("image-size", 0, 5, 8192) };
+        return config.Validate();
+    }
+
+    sealed record RecipeDefaults(OptimizerSettings Optimizer, LearningRateSchedule Schedule, float Dropout, bool MultiLabel);
+
+    static RecipeDefaults? Recipe(string? name) => name?.ToLowerInvariant() switch
+    {
+        null => null,
+        "imagenet" => new(new OptimizerSettings { Kind = OptimizerKind.Sgd, Momentum = 0.9f, WeightDecay = 1e-5f },
+            new LearningRateSchedule { BaseRate = 0.045, Decay = DecayKind.ExponentialEpochs, Rate = 0.94, Every = 2 }, 0.5f, false),
+        "jft" => new(new OptimizerSettings { Kind = OptimizerKind.RmsProp, Momentum = 0.9f, Rho = 0.9f },
+            new LearningRateSchedule { BaseRate = 0.001, Decay = DecayKind.ExponentialSamples, Rate = 0.9, Every = 3_000_000 }, 0f, true),
+        _ => throw new UsageException($"--recipe must be imagenet or jft, got '{name}'"),
+    };
+
+    static TrainSettings Settings(Args a, RecipeDefaults? recipe, int seed)
+    {
+        var opt = recipe?.Optimizer ?? new OptimizerSettings { Kind = OptimizerKind.Sgd, Momentum = 0.9f };
+        if (a.String("optimizer") is { } o)
+            opt = opt with { Kind = o.ToLowerInvariant() switch
+            {
+                "sgd" => OptimizerKind.Sgd,
+                "rmsprop" => OptimizerKind.RmsProp,
+                _ => throw new UsageException($"--optimizer must be sgd or rmsprop, got '{o}'"),
+            } };
+        opt = opt with
+        {
+            Momentum = (float)a.Double("momentum", opt.Momentum, 0, 0.9999),
+            Nesterov = a.Flag("nesterov") || opt.Nesterov,
+            Rho = (float)a.Double("rho", opt.Rho, 0, 0.9999),
+            Epsilon = (float)a.Double("epsilon", opt.Epsilon, 1e-12, 10),
+            WeightDecay = (float)a.Double("weight-decay", opt.WeightDecay, 0, 1),
+        };
+        var schedule = recipe?.Schedule ?? new LearningRateSchedule { BaseRate = 0.05, Decay = DecayKind.Cosine };
+        schedule = schedule with { BaseRate = a.Double("lr", schedule.BaseRate, 1e-9, 100), WarmupSteps = a.Int("warmup-steps", 0, 0) };
+        if (a.String("lr-schedule") is { } s)
+        {
+            schedule = s.ToLowerInvariant() switch
+            {
+                "constant" => schedule with { Decay = DecayKind.None },
+                "cosine" => schedule with { Decay = DecayKind.Cosine },
+                "exponential" when a.String("lr-decay-samples") is not null => schedule with { Decay = DecayKind.ExponentialSamples, Every = a.Double("lr-decay-samples", 1, 1) },
+                "exponential" => schedule with { Decay = DecayKind.ExponentialEpochs, Every = a.Double("lr-decay-epochs", 2, 1e-6) },
+                "step" => schedule with { Decay = DecayKind.Step, Boundaries = (a.String("lr-steps") ?? throw new UsageException("--lr-schedule step needs --lr-steps e1,e2,...")).Split(',').Select(x => double.TryParse(x, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var v) ? v : throw new UsageException($"--lr-steps: '{x}' is not a number")).ToArray() },
+                _ => throw new UsageException($"--lr-schedule must be constant, exponential, step or cosine, got '{s}'"),
+            };
+        }
+        schedule = schedule with { Rate = a.Double("lr-decay", schedule.Rate, 1e-6, 1) };
+        return new TrainSettings
+        {
+            Epochs = a.Int("epochs", 3, 1, 100000),
+            MaxSteps = a.String("steps") is null ? null : a.Int("steps", 0, 1),
+            Batch = a.Int("batch", 32, 1, 65536),
+            Seed = seed,
+            LabelSmoothing = (float)a.Double("label-smoothing", 0, 0, 0.99),
+            Optimizer = opt,
+            Schedule = schedule,
+            CheckpointEvery = a.Int("checkpoint-every", 0, 0),
+            KeepCheckpoints = a.Int("keep", 3, 1, 1000),
+        };
+    }
+}
