@@ -14,7 +14,7 @@ static class TrainCommand
         synthetic images, on the best device, for 3 epochs; prints each epoch's validation accuracy.
 
         data and model:
-          --data D            synthetic[:N] (default), fashion-mnist, mnist, a folder of class subfolders,
+          --data D            synthetic[:N] (default synthetic:2500), fashion-mnist, mnist, a folder of class subfolders,
                               a folder of IDX or CIFAR-10 binary files, or a multi-label list file
           --model M           xception-mini (default; 28x28 / 32x32 inputs) or xception
           --classes C         must equal the data's class count (a check)
@@ -44,6 +44,9 @@ static class TrainCommand
           --device D          auto (default), cpu, cuda, cuda:N, opencl:N
         """;
 
+    /// <summary>The no-option run: 2,500 synthetic images (2,250 to train), 3 epochs: under 5 minutes on 2 CPU cores.</summary>
+    const string DefaultData = "synthetic:2500";
+
     static readonly string[] Options = ["data", "model", "classes", "image-size", "weights", "val-split", "recipe", "epochs", "steps", "batch", "seed",
         "optimizer", "lr", "momentum", "rho", "epsilon", "weight-decay", "dropout", "label-smoothing", "warmup-steps", "lr-schedule", "lr-decay",
         "lr-decay-epochs", "lr-decay-samples", "lr-steps", "checkpoint-dir", "checkpoint-every", "keep", "resume", "save", "log", "device", "plot"];
@@ -56,7 +59,7 @@ static class TrainCommand
         if (a.Positional.Count > 0) throw new UsageException($"'train' takes options only, got '{a.Positional[0]}'");
 
         int seed = a.Int("seed", 0, 0, int.MaxValue);
-        string dataSpec = a.String("data", "synthetic");
+        string dataSpec = a.String("data", DefaultData);
         var data = DataSources.Open(dataSpec, seed);
         var source = data.Train;
         string modelName = a.String("model", "xception-mini").ToLowerInvariant();
