@@ -18,24 +18,32 @@ public static class Evaluation
     {
         var d = model.Device ?? throw new XceptionException("bind the model to a device first");
         var acc = new Accumulator(multiLabel);
-        foreach (var b in batches)
+        int perImage = model.Input.OutputShape.Aggregate(1, (a, b) => a * b);
+        // Buffers per batch size (the last batch may be smaller), reused across batches.
+        var buffers = new Dictionary<int, (Tensor<float> X, Tensor<float> Grad, Tensor<int> Labels, Tensor<float> Targets)>();
+        try
         {
-            if (b.Count == 0) continue;
-            using var x = Tensor.From(d, b.X.AsSpan(0, b.X.Length / b.Count * b.Count).ToArray(), [b.Count, .. model.Input.OutputShape]);
-            var logits = model.Executor(b.Count, training: false).Forward(x);
-            using var dl = Tensor.Zeros(d, b.Count, classes);
-            double loss;
-            if (multiLabel)
+            foreach (var b in batches)
             {
-                using var t = Tensor.From(d, b.Targets!, b.Count, classes);
-                loss = Loss.On(d).SigmoidCrossEntropy(logits, t, dl);
+                if (b.Count == 0) continue;
+                if (!buffers.TryGetValue(b.Count, out var buf))
+                    buffers[b.Count] = buf = (Tensor.Zeros(d, [b.Count, .. model.Input.OutputShape]), Tensor.Zeros(d, b.Count, classes),
+                        Tensor.Zeros<int>(d, b.Count), Tensor.Zeros(d, b.Count, classes));
+                buf.X.CopyFrom(b.X.AsSpan(0, b.Count * perImage));
+                var logits = model.Executor(b.Count, training: false).Forward(buf.X);
+                double loss;
+                if (multiLabel)
+                {
+                    buf.Targets.CopyFrom(b.Targets!);
+                    loss = Loss.On(d).SigmoidCrossEntropy(logits, buf.Targets, buf.Grad);
+                }
+                else loss = Loss.On(d).SoftmaxCrossEntropy(logits, b.Labels!, buf.Labels, buf.Grad, labelSmoothing);
+                acc.Add(b, logits.ToArray(), loss, classes);
             }
-            else
-            {
-                using var lb = Tensor.Zeros<int>(d, b.Count);
-                loss = Loss.On(d).SoftmaxCrossEntropy(logits, b.Labels!, lb, dl, labelSmoothing);
-            }
-            acc.Add(b, logits.ToArray(), loss, classes);
+        }
+        finally
+        {
+            foreach (var (x, g, l, t) in buffers.Values) { x.Dispose(); g.Dispose(); l.Dispose(); t.Dispose(); }
         }
         return acc.Result();
     }

@@ -18,6 +18,22 @@ public interface ITrainingObserver
 /// <summary>One finished epoch (or the partial epoch a step limit ended).</summary>
 public sealed record EpochReport(int Epoch, long Step, double LearningRate, EvalResult Train, EvalResult? Validation, double Seconds, double ImagesPerSecond);
 
+/// <summary>
+/// The batch did not fit in device memory. The message names the batch size that would: training memory is
+/// about (weights x 4: values, gradients, two optimizer slots) + batch x (activations per image).
+/// </summary>
+public sealed class OutOfMemoryAdvice
+{
+    public static string Message(string device, int batch, long deviceBytes, long fixedBytes, long perImageBytes)
+    {
+        long usable = (long)(deviceBytes * 0.9) - fixedBytes;
+        int fits = perImageBytes <= 0 ? 0 : (int)Math.Max(0, usable / perImageBytes);
+        return $"out of memory on {device} at batch {batch}: training needs about {perImageBytes >> 20} MiB per image " +
+               $"plus {fixedBytes >> 20} MiB for weights, gradients and optimizer state; " +
+               (fits >= 1 ? $"--batch {fits} would fit in its {deviceBytes / (double)(1L << 30):F1} GiB" : "not even one image fits: use a smaller --image-size");
+    }
+}
+
 /// <summary>Training stopped because the loss stopped being a number.</summary>
 public sealed class NonFiniteLossException(string message) : XceptionException(message);
 
@@ -61,8 +77,17 @@ public sealed class Trainer(Model model, XceptionConfig config, TrainSettings se
         var inputs = new Dictionary<int, Tensor<float>>();
         var grads = new Dictionary<int, Tensor<float>>();
         var labelBuffers = new Dictionary<int, Tensor<int>>();
+        var targetBuffers = new Dictionary<int, Tensor<float>>();
         try
         {
+            try
+            {
+                PlanMemory(settings.Batch);
+            }
+            catch (DeviceException e) when (e.Message.StartsWith("out of memory"))
+            {
+                throw new DeviceException(Advice(d, settings.Batch), e);
+            }
             while (pos.Epoch < settings.Epochs && !(settings.MaxSteps is { } max && pos.Step >= max))
             {
                 var clock = Stopwatch.StartNew();
@@ -83,7 +108,8 @@ public sealed class Trainer(Model model, XceptionConfig config, TrainSettings se
                         double loss;
                         if (data.MultiLabel)
                         {
-                            using var t = Tensor.From(d, b.Targets!, b.Count, data.Classes);
+                            var t = Get(targetBuffers, b.Count, () => Tensor.Zeros(d, b.Count, data.Classes));
+                            t.CopyFrom(b.Targets!);
                             loss = Loss.On(d).SigmoidCrossEntropy(logits, t, dl);
                         }
                         else
@@ -129,9 +155,33 @@ public sealed class Trainer(Model model, XceptionConfig config, TrainSettings se
             foreach (var t in inputs.Values) t.Dispose();
             foreach (var t in grads.Values) t.Dispose();
             foreach (var t in labelBuffers.Values) t.Dispose();
+            foreach (var t in targetBuffers.Values) t.Dispose();
         }
         model.SyncToHost();
         return reports;
+    }
+
+    /// <summary>Allocates the training plan for a batch up front, so that running out of memory happens here, not mid-epoch.</summary>
+    void PlanMemory(int batch)
+    {
+        using var probe = Tensor.Zeros(model.Device!, [batch, .. model.Input.OutputShape]);
+        model.Executor(batch, training: true).Forward(probe);
+    }
+
+    /// <summary>Measures one image's training memory (a batch of 1) to say which batch would fit.</summary>
+    string Advice(Device d, int batch)
+    {
+        long fixedBytes = model.Parameters.Sum(p => (long)p.Length) * 4 * 4;
+        long perImage = 0;
+        try
+        {
+            using var probe = Tensor.Zeros(d, [1, .. model.Input.OutputShape]);
+            var ex = model.Executor(1, training: true);
+            ex.Forward(probe);
+            perImage = ex.Bytes * 2; // activations and their gradients
+        }
+        catch (DeviceException) { }
+        return OutOfMemoryAdvice.Message(d.ToString(), batch, d.MemoryBytes, fixedBytes, perImage);
     }
 
     void Save(OptimizerState optimizer, TrainPosition pos, Evaluation.Accumulator running, TrainingData data)

@@ -171,7 +171,7 @@ static class TrainCommand
             WeightDecay = (float)a.Double("weight-decay", opt.WeightDecay, 0, 1),
         };
         var schedule = recipe?.Schedule ?? new LearningRateSchedule { BaseRate = 0.05, Decay = DecayKind.Cosine };
-        schedule = schedule with { BaseRate = a.Double("lr", schedule.BaseRate, 1e-9, 100), WarmupSteps = a.Int("warmup-steps", 0, 0) };
+        schedule = schedule with { BaseRate = a.Double("lr", schedule.BaseRate, 1e-12, 1e38), WarmupSteps = a.Int("warmup-steps", 0, 0) };
         if (a.String("lr-schedule") is { } s)
         {
             schedule = s.ToLowerInvariant() switch

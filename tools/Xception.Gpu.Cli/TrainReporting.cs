@@ -20,6 +20,8 @@ sealed class TrainReporting : ITrainingObserver
     ProgressTask? task;
     long totalSteps;
     DateTime lastLine = DateTime.MinValue;
+    readonly System.Diagnostics.Stopwatch clock = System.Diagnostics.Stopwatch.StartNew();
+    long firstStep;
 
     public TrainReporting(string? logPath, string? plotPath)
     {
@@ -48,6 +50,8 @@ sealed class TrainReporting : ITrainingObserver
     public void OnStart(TrainPosition from, int epochs, int stepsPerEpoch, long? maxSteps)
     {
         totalSteps = Math.Min((long)epochs * stepsPerEpoch, maxSteps ?? long.MaxValue);
+        firstStep = from.Step;
+        clock.Restart();
         if (task is not null) { task.MaxValue = Math.Max(totalSteps, 1); task.Value = from.Step; }
         if (from.Step > 0) Say($"resuming at epoch {from.Epoch + 1}, batch {from.Batch + 1} (step {from.Step})");
     }
@@ -56,6 +60,11 @@ sealed class TrainReporting : ITrainingObserver
     {
         string acc = double.IsNaN(running.Top1) ? $"MAP@100 {running.MapAt100:P1}" : $"acc {running.Top1:P1}";
         string text = $"epoch {at.Epoch + 1} step {at.Step}/{totalSteps}  loss {loss:F4}  {acc}  lr {lr:G3}  {imagesPerSecond:F1} img/s";
+        if (task is null && at.Step > firstStep)
+        {
+            var eta = TimeSpan.FromSeconds(clock.Elapsed.TotalSeconds / (at.Step - firstStep) * (totalSteps - at.Step));
+            text += $"  ETA {(int)eta.TotalMinutes}:{eta.Seconds:D2}";
+        }
         if (task is not null)
         {
             task.Value = at.Step;
