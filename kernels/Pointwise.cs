@@ -19,9 +19,7 @@ public static class Pointwise
         int step = Grids.Stride;
         for (int t = Grids.Start; t < total; t += step)
         {
-            int c = t % s.C, p = t / s.C;
-            int ox = p % s.OW; p /= s.OW;
-            int oy = p % s.OH; int n = p / s.OH;
+            ConvShape.Unflatten(t, s.OH, s.OW, s.C, out int n, out int oy, out int ox, out int c);
             xs[t] = x[((n * s.H + oy * s.Stride) * s.W + ox * s.Stride) * s.C + c];
         }
     }
@@ -36,9 +34,7 @@ public static class Pointwise
         int step = Grids.Stride;
         for (int t = Grids.Start; t < total; t += step)
         {
-            int c = t % s.C, p = t / s.C;
-            int ix = p % s.W; p /= s.W;
-            int iy = p % s.H; int n = p / s.H;
+            ConvShape.Unflatten(t, s.H, s.W, s.C, out int n, out int iy, out int ix, out int c);
             bool sampled = iy % s.Stride == 0 && ix % s.Stride == 0 && iy / s.Stride < s.OH && ix / s.Stride < s.OW;
             dx[t] = sampled ? dxs[((n * s.OH + iy / s.Stride) * s.OW + ix / s.Stride) * s.C + c] : 0f;
         }

@@ -22,9 +22,7 @@ public static class MaxPool
         int step = Grids.Stride;
         for (int t = Grids.Start; t < total; t += step)
         {
-            int c = t % s.C, p = t / s.C;
-            int ox = p % s.OW; p /= s.OW;
-            int oy = p % s.OH; int n = p / s.OH;
+            ConvShape.Unflatten(t, s.OH, s.OW, s.C, out int n, out int oy, out int ox, out int c);
             float best = float.NegativeInfinity;
             int at = -1;
             for (int ky = 0; ky < s.KH; ky++)
@@ -56,26 +54,16 @@ public static class MaxPool
         int step = Grids.Stride;
         for (int t = Grids.Start; t < total; t += step)
         {
-            int c = t % s.C, p = t / s.C;
-            int ix = p % s.W; p /= s.W;
-            int iy = p % s.H; int n = p / s.H;
+            ConvShape.Unflatten(t, s.H, s.W, s.C, out int n, out int iy, out int ix, out int c);
+            s.CoveringRows(iy, out int oy0, out int oy1);
+            s.CoveringCols(ix, out int ox0, out int ox1);
             float acc = 0;
-            for (int ky = 0; ky < s.KH; ky++)
-            {
-                int ty = iy + s.PadTop - ky;
-                if (ty < 0 || ty % s.Stride != 0) continue;
-                int oy = ty / s.Stride;
-                if (oy >= s.OH) continue;
-                for (int kx = 0; kx < s.KW; kx++)
+            for (int oy = oy0; oy <= oy1; oy++)
+                for (int ox = ox0; ox <= ox1; ox++)
                 {
-                    int tx = ix + s.PadLeft - kx;
-                    if (tx < 0 || tx % s.Stride != 0) continue;
-                    int ox = tx / s.Stride;
-                    if (ox >= s.OW) continue;
                     int o = ((n * s.OH + oy) * s.OW + ox) * s.C + c;
                     if (argmax[o] == t) acc += dy[o];
                 }
-            }
             dx[t] = acc;
         }
     }
