@@ -137,7 +137,7 @@ sealed class TrainReporting : ITrainingObserver
         Line("val accuracy", e => Nan(e.Validation?.Top1) ?? Nan(e.Validation?.MapAt100));
         plt.Title("Xception.Gpu training");
         plt.XLabel("epoch");
-        plt.ShowLegend();
+        plt.ShowLegend(ScottPlot.Alignment.UpperCenter);
         var dir = Path.GetDirectoryName(Path.GetFullPath(plotPath))!;
         var temp = Path.Combine(dir, "." + Path.GetFileName(plotPath) + ".tmp.png");
         plt.SavePng(temp, 800, 500);
