@@ -80,14 +80,6 @@ public sealed class Trainer(Model model, XceptionConfig config, TrainSettings se
         var targetBuffers = new Dictionary<int, Tensor<float>>();
         try
         {
-            try
-            {
-                PlanMemory(settings.Batch);
-            }
-            catch (DeviceException e) when (e.Message.StartsWith("out of memory"))
-            {
-                throw new DeviceException(Advice(d, settings.Batch), e);
-            }
             while (pos.Epoch < settings.Epochs && !(settings.MaxSteps is { } max && pos.Step >= max))
             {
                 var clock = Stopwatch.StartNew();
@@ -103,7 +95,16 @@ public sealed class Trainer(Model model, XceptionConfig config, TrainSettings se
                         x.CopyFrom(b.X.AsSpan(0, b.Count * perImage));
                         var ex = model.Executor(b.Count, training: true);
                         ex.Step = pos.Step;
-                        var logits = ex.Forward(x);
+                        Tensor<float> logits;
+                        try
+                        {
+                            logits = ex.Forward(x);
+                        }
+                        catch (DeviceException e) when (e.Message.StartsWith("out of memory"))
+                        {
+                            // The run stops here, before any optimizer step or checkpoint of this batch.
+                            throw new DeviceException(Advice(d, b.Count), e);
+                        }
                         var dl = Get(grads, b.Count, () => Tensor.Zeros(d, b.Count, data.Classes));
                         double loss;
                         if (data.MultiLabel)
@@ -159,13 +160,6 @@ public sealed class Trainer(Model model, XceptionConfig config, TrainSettings se
         }
         model.SyncToHost();
         return reports;
-    }
-
-    /// <summary>Allocates the training plan for a batch up front, so that running out of memory happens here, not mid-epoch.</summary>
-    void PlanMemory(int batch)
-    {
-        using var probe = Tensor.Zeros(model.Device!, [batch, .. model.Input.OutputShape]);
-        model.Executor(batch, training: true).Forward(probe);
     }
 
     /// <summary>Measures one image's training memory (a batch of 1) to say which batch would fit.</summary>
