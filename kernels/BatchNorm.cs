@@ -12,16 +12,19 @@ using ILGPU.Algorithms;
 /// </summary>
 public static class BatchNorm
 {
-    /// <summary>partial[ch, c] = sum over the chunk's rows of (x[r, c] - sum[c] / M)^2.</summary>
+    /// <summary>
+    /// partial[ch, c] = sum over the chunk's rows of (x[r, c] - sum[c] / statRows)^2. statRows is the number
+    /// of rows the statistics cover: M on one device, the global batch's rows with synchronized batch norm.
+    /// </summary>
     public static void SquaredDeviationPartials(
         ArrayView<float> x,       // [M, C]
-        ArrayView<float> sum,     // [C] column sums of x
-        int rows, int cols, int chunkRows,
+        ArrayView<float> sum,     // [C] column sums of x (over statRows rows)
+        int rows, int cols, int chunkRows, int statRows,
         ArrayView<float> partial) // [chunks, C]
     {
         int chunks = (rows + chunkRows - 1) / chunkRows;
         int total = chunks * cols;
-        float inv = 1f / rows;
+        float inv = 1f / statRows;
         int step = Grids.Stride;
         for (int t = Grids.Start; t < total; t += step)
         {
@@ -123,8 +126,8 @@ public static class BatchNorm
     }
 
     /// <summary>
-    /// Training-mode input gradient, with dbeta = sum dy and dgamma = sum dy * xhat:
-    /// dx = gamma * invstd * (dy - dbeta / M - xhat * dgamma / M).
+    /// Training-mode input gradient, with dbeta = sum dy and dgamma = sum dy * xhat over the statRows rows
+    /// the statistics cover: dx = gamma * invstd * (dy - dbeta / statRows - xhat * dgamma / statRows).
     /// </summary>
     public static void BackwardInput(
         ArrayView<float> dy,      // [M, C]
@@ -133,11 +136,11 @@ public static class BatchNorm
         ArrayView<float> invstd,  // [C]
         ArrayView<float> gamma,   // [C]
         ArrayView<float> sums,    // [2C]: dbeta, then dgamma
-        int rows, int cols,
+        int rows, int cols, int statRows,
         ArrayView<float> dx)      // [M, C]
     {
         int total = rows * cols;
-        float inv = 1f / rows;
+        float inv = 1f / statRows;
         int step = Grids.Stride;
         for (int t = Grids.Start; t < total; t += step)
         {

@@ -37,6 +37,23 @@ public sealed class LayerContext
     /// <summary>An int tensor the layer keeps between forward and backward (training only).</summary>
     public Tensor<int> SavedInt(int slot, params int[] shape) => executor.SavedInt(layer, slot, shape);
 
+    /// <summary>
+    /// For batch norm in training: how to add a vector of per-replica sums over all replicas, and how many
+    /// rows the statistics cover, when batch norm is synchronized across data-parallel replicas; else null.
+    /// </summary>
+    public Ops.BatchStatsSync? BatchStatsSync(int localRows)
+    {
+        if (executor.SyncBatchNorm is not { } sync || !Training) return null;
+        var device = Device;
+        return new Ops.BatchStatsSync(view =>
+        {
+            var host = new float[view.Length];
+            ILGPU.Runtime.ArrayViewExtensions.CopyToCPU(view, host);
+            sync.Collective.AllReduceSum(host);
+            ILGPU.Runtime.ArrayViewExtensions.CopyFromCPU(view, host);
+        }, localRows / Batch * sync.GlobalBatch);
+    }
+
     /// <summary>A step counter for layers that need fresh randomness per training step (dropout).</summary>
     public long Step => executor.Step;
 }

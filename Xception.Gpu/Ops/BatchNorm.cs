@@ -4,6 +4,14 @@ using K = Xception.Gpu.Kernels;
 
 namespace Xception.Gpu.Ops;
 
+/// <summary>
+/// Synchronized batch norm across data-parallel replicas: sums every replica computes are added over all of
+/// them (<paramref name="AllReduceSum"/> replaces a device vector by its sum over the replicas), and the
+/// statistics cover <paramref name="GlobalRows"/> rows, the global batch's, so N replicas normalize exactly as
+/// one device would with the whole batch.
+/// </summary>
+public sealed record BatchStatsSync(Action<ArrayView<float>> AllReduceSum, int GlobalRows);
+
 /// <summary>The tensors of one batch-normalization layer, all [C].</summary>
 public sealed record BatchNormParams(Tensor<float> Gamma, Tensor<float> Beta, Tensor<float> MovingMean, Tensor<float> MovingVar);
 
@@ -19,23 +27,23 @@ public sealed class BatchNorm
     public const float DefaultEpsilon = 1e-3f, DefaultMomentum = 0.99f;
 
     readonly Device d;
-    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>> sqdevPartials;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<float>> sqdevPartials;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, float, float, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> statistics;
     readonly Action<KernelConfig, ArrayView<float>, int, float, ArrayView<float>> inverseStd;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ArrayView<float>> normalize;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>> backwardPartials;
-    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ArrayView<float>> backwardInput;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>> backwardInput;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ArrayView<float>> backwardFrozen;
 
     BatchNorm(Device d)
     {
         this.d = d;
-        sqdevPartials = d.Load("batchnorm.sqdev_partials", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>>(K.BatchNorm.SquaredDeviationPartials));
+        sqdevPartials = d.Load("batchnorm.sqdev_partials", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<float>>(K.BatchNorm.SquaredDeviationPartials));
         statistics = d.Load("batchnorm.statistics", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, float, float, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(K.BatchNorm.Statistics));
         inverseStd = d.Load("batchnorm.inverse_std", a => a.LoadStreamKernel<ArrayView<float>, int, float, ArrayView<float>>(K.BatchNorm.InverseStd));
         normalize = d.Load("batchnorm.normalize", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ArrayView<float>>(K.BatchNorm.Normalize));
         backwardPartials = d.Load("batchnorm.backward_partials", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>>(K.BatchNorm.BackwardPartials));
-        backwardInput = d.Load("batchnorm.backward_input", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ArrayView<float>>(K.BatchNorm.BackwardInput));
+        backwardInput = d.Load("batchnorm.backward_input", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>>(K.BatchNorm.BackwardInput));
         backwardFrozen = d.Load("batchnorm.backward_frozen", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ArrayView<float>>(K.BatchNorm.BackwardInputFrozen));
     }
 
@@ -56,7 +64,7 @@ public sealed class BatchNorm
     /// statistics.
     /// </summary>
     public void ForwardTraining(Tensor<float> x, BatchNormParams p, Tensor<float> y, Tensor<float> mean, Tensor<float> invstd,
-        float epsilon = DefaultEpsilon, float momentum = DefaultMomentum)
+        float epsilon = DefaultEpsilon, float momentum = DefaultMomentum, BatchStatsSync? sync = null)
     {
         CheckParams(x, p);
         Expect.SameShape(Name, "output", y, "input", x);
@@ -67,12 +75,15 @@ public sealed class BatchNorm
         var sums = d.Scratch(ScratchSlot.Statistics, 2L * c);
         var sum = sums.SubView(0, c);
         var sqdev = sums.SubView(c, c);
+        int statRows = sync?.GlobalRows ?? rows;
         red.SumColumns(x.View, rows, c, 0f, sum);
+        sync?.AllReduceSum(sum);
         var (chunkRows, chunks) = red.Chunking(rows, c);
         var partial = d.Scratch(ScratchSlot.RowPartials, (long)chunks * c);
-        sqdevPartials(d.GridFor((long)chunks * c), x.View, sum, rows, c, chunkRows, partial);
+        sqdevPartials(d.GridFor((long)chunks * c), x.View, sum, rows, c, chunkRows, statRows, partial);
         red.SumRows(partial, chunks, c, 0f, sqdev);
-        statistics(d.GridFor(c), sum, sqdev, rows, c, epsilon, momentum, mean.View, invstd.View, p.MovingMean.View, p.MovingVar.View);
+        sync?.AllReduceSum(sqdev);
+        statistics(d.GridFor(c), sum, sqdev, statRows, c, epsilon, momentum, mean.View, invstd.View, p.MovingMean.View, p.MovingVar.View);
         normalize(d.GridFor(x.Length), x.View, mean.View, invstd.View, p.Gamma.View, p.Beta.View, rows, c, y.View);
     }
 
@@ -89,7 +100,7 @@ public sealed class BatchNorm
 
     /// <summary>Training backward: dx, dgamma = sum dy * xhat, dbeta = sum dy, from the saved statistics.</summary>
     public void BackwardTraining(Tensor<float> dy, Tensor<float> x, Tensor<float> gamma, Tensor<float> mean, Tensor<float> invstd,
-        Tensor<float> dx, Tensor<float> dgamma, Tensor<float> dbeta)
+        Tensor<float> dx, Tensor<float> dgamma, Tensor<float> dbeta, BatchStatsSync? sync = null)
     {
         Expect.SameShape(Name, "output gradient", dy, "input", x);
         Expect.SameShape(Name, "input gradient", dx, "input", x);
@@ -102,9 +113,12 @@ public sealed class BatchNorm
         backwardPartials(d.GridFor((long)chunks * c), dy.View, x.View, mean.View, invstd.View, rows, c, chunkRows, partial);
         var sums = d.Scratch(ScratchSlot.Statistics, 2L * c);
         red.SumRows(partial, chunks, 2 * c, 0f, sums);
-        backwardInput(d.GridFor(x.Length), dy.View, x.View, mean.View, invstd.View, gamma.View, sums, rows, c, dx.View);
+        // dgamma and dbeta are this replica's share; the gradient all-reduce adds the shares. dx needs the
+        // global sums, since every row's normalization depends on the whole batch's statistics.
         sums.SubView(0, c).CopyTo(dbeta.View);
         sums.SubView(c, c).CopyTo(dgamma.View);
+        sync?.AllReduceSum(sums);
+        backwardInput(d.GridFor(x.Length), dy.View, x.View, mean.View, invstd.View, gamma.View, sums, rows, c, sync?.GlobalRows ?? rows, dx.View);
     }
 
     /// <summary>

@@ -31,7 +31,9 @@ public sealed class BatchNormLayer(string name, Layer input, float epsilon = Bat
     {
         var op = BatchNorm.On(ctx.Device);
         int c = OutputShape[^1];
-        if (ctx.Training) op.ForwardTraining(ctx.Inputs[0], Params(), ctx.Output, ctx.Saved(0, c), ctx.Saved(1, c), Epsilon, Momentum);
+        if (ctx.Training)
+            op.ForwardTraining(ctx.Inputs[0], Params(), ctx.Output, ctx.Saved(0, c), ctx.Saved(1, c), Epsilon, Momentum,
+                ctx.BatchStatsSync(ctx.Inputs[0].Shape.Rows));
         else op.ForwardInference(ctx.Inputs[0], Params(), ctx.Output, Epsilon);
     }
 
@@ -41,7 +43,8 @@ public sealed class BatchNormLayer(string name, Layer input, float epsilon = Bat
         var dx = ctx.InputGrads[0] ?? ctx.Saved(2, ctx.Inputs[0].Shape.ToArray());
         var op = BatchNorm.On(ctx.Device);
         if (ctx.Training)
-            op.BackwardTraining(ctx.OutputGrad!, ctx.Inputs[0], Param("gamma").Value!, ctx.Saved(0, c), ctx.Saved(1, c), dx, Param("gamma").Grad!, Param("beta").Grad!);
+            op.BackwardTraining(ctx.OutputGrad!, ctx.Inputs[0], Param("gamma").Value!, ctx.Saved(0, c), ctx.Saved(1, c), dx,
+                Param("gamma").Grad!, Param("beta").Grad!, ctx.BatchStatsSync(ctx.Inputs[0].Shape.Rows));
         else
             op.BackwardInference(ctx.OutputGrad!, ctx.Inputs[0], Params(), dx, Param("gamma").Grad!, Param("beta").Grad!, Epsilon);
     }
