@@ -57,12 +57,9 @@ public sealed class Conv2D
     {
         var s = Geometry(x.Shape, dw.Shape, stride, padding);
         Expect.Dims(Name, "output gradient", dy, s.OutputShape());
-        int wlen = dw.Length;
         int threadsPerChunk = s.KH * s.KW * s.GroupInputs * s.Groups * ((s.GroupOutputs + 3) / 4);
-        var (chunk, chunks) = Window.Chunking(d, s.OutputPixels, threadsPerChunk);
-        var partial = d.Scratch(ScratchSlot.RowPartials, (long)chunks * wlen);
-        weightPartials(d.GridFor((long)chunks * threadsPerChunk), x.View, dy.View, s, chunk, partial);
-        Reductions.On(d).SumRows(partial, chunks, wlen, 0f, dw.View);
+        Reductions.On(d).ChunkedSum(s.OutputPixels, threadsPerChunk, dw.Length,
+            (grid, chunk, partial) => weightPartials(grid, x.View, dy.View, s, chunk, partial), dw.View);
     }
 
     /// <summary>Plain-loop float64 reference.</summary>

@@ -53,11 +53,8 @@ public sealed class Depthwise
     {
         var s = Geometry(x.Shape, dw.Shape, stride, padding);
         Expect.Dims(Name, "output gradient", dy, s.OutputShape());
-        int wlen = dw.Length;
-        var (chunk, chunks) = Window.Chunking(d, s.OutputPixels, wlen);
-        var partial = d.Scratch(ScratchSlot.RowPartials, (long)chunks * wlen);
-        weightPartials(d.GridFor((long)chunks * wlen), x.View, dy.View, s, chunk, partial);
-        Reductions.On(d).SumRows(partial, chunks, wlen, 0f, dw.View);
+        Reductions.On(d).ChunkedSum(s.OutputPixels, dw.Length, dw.Length,
+            (grid, chunk, partial) => weightPartials(grid, x.View, dy.View, s, chunk, partial), dw.View);
     }
 
     /// <summary>Plain-loop float64 reference.</summary>

@@ -38,13 +38,16 @@ public sealed class Pointwise
     {
         var s = Geometry(x.Shape, w.Shape, stride);
         Expect.Dims(Name, "output", y, s.OutputShape());
-        var input = x.View;
-        if (stride > 1)
-        {
-            input = d.Scratch(ScratchSlot.Strided, (long)s.OutputPixels * s.C);
-            gather(d.GridFor(input.Length), x.View, s, input);
-        }
-        MatMul.On(d).Run(input, false, w.View, false, s.OutputPixels, s.O, s.C, 0f, y.View);
+        MatMul.On(d).Run(Sampled(x, s), false, w.View, false, s.OutputPixels, s.O, s.C, 0f, y.View);
+    }
+
+    /// <summary>The input pixels the 1x1 window reads: x itself at stride 1, else gathered into scratch.</summary>
+    ArrayView<float> Sampled(Tensor<float> x, ConvShape s)
+    {
+        if (s.Stride == 1) return x.View;
+        var sampled = d.Scratch(ScratchSlot.Strided, (long)s.OutputPixels * s.C);
+        gather(d.GridFor(sampled.Length), x.View, s, sampled);
+        return sampled;
     }
 
     /// <summary>dX = dY W^T (then scattered back to the full grid when strided).</summary>
@@ -62,13 +65,7 @@ public sealed class Pointwise
     {
         var s = Geometry(x.Shape, dw.Shape, stride);
         Expect.Dims(Name, "output gradient", dy, s.OutputShape());
-        var input = x.View;
-        if (stride > 1)
-        {
-            input = d.Scratch(ScratchSlot.Strided, (long)s.OutputPixels * s.C);
-            gather(d.GridFor(input.Length), x.View, s, input);
-        }
-        MatMul.On(d).Run(input, true, dy.View, false, s.C, s.O, s.OutputPixels, 0f, dw.View);
+        MatMul.On(d).Run(Sampled(x, s), true, dy.View, false, s.C, s.O, s.OutputPixels, 0f, dw.View);
     }
 
     /// <summary>Float64 reference: a 1x1 convolution is a k = 1 regular convolution.</summary>

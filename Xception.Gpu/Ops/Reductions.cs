@@ -38,6 +38,20 @@ public sealed class Reductions
         return (chunkRows, (rows + chunkRows - 1) / chunkRows);
     }
 
+    /// <summary>
+    /// A sum over <paramref name="rows"/> rows into <paramref name="length"/> outputs in two stages: the
+    /// op's partial kernel writes [chunks, length] partial sums over row chunks (launched by
+    /// <paramref name="partials"/> with a grid for threadsPerChunk x chunks threads, the chunk length and the
+    /// scratch view), then the chunks are added in order into <paramref name="output"/>.
+    /// </summary>
+    public void ChunkedSum(int rows, int threadsPerChunk, int length, Action<KernelConfig, int, ArrayView<float>> partials, ArrayView<float> output)
+    {
+        var (chunkRows, chunks) = Chunking(rows, threadsPerChunk);
+        var p = d.Scratch(ScratchSlot.RowPartials, (long)chunks * length);
+        partials(d.GridFor((long)chunks * threadsPerChunk), chunkRows, p);
+        SumRows(p, chunks, length, 0f, output);
+    }
+
     /// <summary>output[c] = sum over rows of x[r, c] + beta * output[c], with x seen as [rows, cols].</summary>
     public void SumColumns(ArrayView<float> x, int rows, int cols, float beta, ArrayView<float> output)
     {

@@ -27,8 +27,4 @@ public static class Window
         ix = ox * s.Stride + kx - s.PadLeft;
         return iy >= 0 && iy < s.H && ix >= 0 && ix < s.W;
     }
-
-    /// <summary>Chunk length for weight-gradient partial sums: enough chunks x weights to fill the device.</summary>
-    public static (int ChunkPixels, int Chunks) Chunking(Device d, int pixels, int weights) =>
-        Reductions.On(d).Chunking(pixels, weights);
 }
