@@ -31,16 +31,24 @@ public static class KerasReference
 
     public static string Weights => Path.Combine(Folder(), $"xception_c{Classes}.h5");
 
-    static (string?, string) Generate()
+    static (string?, string) Generate() =>
+        RunCached("generate.mjs", "xception-keras-ref", "manifest.json", dir =>
+            [dir, "--classes", $"{Classes}", "--sizes", string.Join(",", Sizes), "--batch", $"{Batch}", "--seed", "1"]);
+
+    /// <summary>
+    /// Runs a tools/keras-ref script once per machine into a temp folder named by the script's hash (a
+    /// changed script makes new data) and returns the folder, or null and why it could not be made.
+    /// </summary>
+    public static (string? Dir, string Reason) RunCached(string script, string cacheName, string marker, Func<string, string[]> args)
     {
         var tool = Path.Combine(RepoRoot(), "tools", "keras-ref");
-        if (!File.Exists(Path.Combine(tool, "generate.mjs"))) return (null, $"{tool}/generate.mjs not found");
+        var path = Path.Combine(tool, script);
+        if (!File.Exists(path)) return (null, $"{path} not found");
         if (!Directory.Exists(Path.Combine(tool, "node_modules"))) return (null, $"run 'npm ci' in {tool} first (needs Node.js)");
-        // Cache by the generator's content, so a changed generator makes new data.
-        var hash = Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(Path.Combine(tool, "generate.mjs"))))[..12];
-        var dir = Path.Combine(Path.GetTempPath(), $"xception-keras-ref-{hash}");
-        if (File.Exists(Path.Combine(dir, "manifest.json"))) return (dir, "");
-        var psi = new ProcessStartInfo("node", ["generate.mjs", dir, "--classes", $"{Classes}", "--sizes", string.Join(",", Sizes), "--batch", $"{Batch}", "--seed", "1"])
+        var hash = Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(path)))[..12];
+        var dir = Path.Combine(Path.GetTempPath(), $"{cacheName}-{hash}");
+        if (File.Exists(Path.Combine(dir, marker))) return (dir, "");
+        var psi = new ProcessStartInfo("node", [script, .. args(dir)])
         {
             WorkingDirectory = tool, RedirectStandardOutput = true, RedirectStandardError = true,
         };
@@ -49,14 +57,14 @@ public static class KerasReference
             using var p = Process.Start(psi)!;
             var err = p.StandardError.ReadToEndAsync();
             p.StandardOutput.ReadToEnd();
-            if (!p.WaitForExit(TimeSpan.FromMinutes(5))) { p.Kill(); return (null, "generate.mjs took over 5 minutes"); }
-            if (p.ExitCode != 0) return (null, $"generate.mjs failed: {err.Result.Trim().Split('\n').LastOrDefault()}");
+            if (!p.WaitForExit(TimeSpan.FromMinutes(10))) { p.Kill(); return (null, $"{script} took over 10 minutes"); }
+            if (p.ExitCode != 0) return (null, $"{script} failed: {err.Result.Trim().Split('\n').LastOrDefault()}");
         }
         catch (System.ComponentModel.Win32Exception e)
         {
             return (null, $"cannot run node: {e.Message}");
         }
-        return File.Exists(Path.Combine(dir, "manifest.json")) ? (dir, "") : (null, "generate.mjs wrote no manifest.json");
+        return File.Exists(Path.Combine(dir, marker)) ? (dir, "") : (null, $"{script} wrote no {marker}");
     }
 
     public static string RepoRoot()

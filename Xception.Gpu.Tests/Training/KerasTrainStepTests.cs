@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using Xception.Gpu.IO;
 using Xception.Gpu.Models;
@@ -18,30 +16,8 @@ public class KerasTrainStepTests
 {
     static readonly Lazy<(string? Dir, string Reason)> data = new(Generate);
 
-    static (string?, string) Generate()
-    {
-        var tool = Path.Combine(KerasReference.RepoRoot(), "tools", "keras-ref");
-        var script = Path.Combine(tool, "train-step.mjs");
-        if (!File.Exists(script)) return (null, $"{script} not found");
-        if (!Directory.Exists(Path.Combine(tool, "node_modules"))) return (null, $"run 'npm ci' in {tool} first (needs Node.js)");
-        var hash = Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(script)))[..12];
-        var dir = Path.Combine(Path.GetTempPath(), $"xception-keras-step-{hash}");
-        if (File.Exists(Path.Combine(dir, "step.json"))) return (dir, "");
-        var psi = new ProcessStartInfo("node", ["train-step.mjs", dir]) { WorkingDirectory = tool, RedirectStandardOutput = true, RedirectStandardError = true };
-        try
-        {
-            using var p = Process.Start(psi)!;
-            var err = p.StandardError.ReadToEndAsync();
-            p.StandardOutput.ReadToEnd();
-            if (!p.WaitForExit(TimeSpan.FromMinutes(10))) { p.Kill(); return (null, "train-step.mjs took over 10 minutes"); }
-            if (p.ExitCode != 0) return (null, $"train-step.mjs failed: {err.Result.Trim().Split('\n').LastOrDefault()}");
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            return (null, $"cannot run node: {e.Message}");
-        }
-        return File.Exists(Path.Combine(dir, "step.json")) ? (dir, "") : (null, "train-step.mjs wrote no step.json");
-    }
+    static (string?, string) Generate() =>
+        KerasReference.RunCached("train-step.mjs", "xception-keras-step", "step.json", dir => [dir]);
 
     [Fact]
     public void OneFullBatchSgdStepMatchesKeras()
