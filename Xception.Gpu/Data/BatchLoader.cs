@@ -84,6 +84,8 @@ public sealed class BatchLoader : IDisposable
         if (o.Channels is not (1 or 3)) throw new OpArgumentException("batch loader", $"{o.Channels} channels; expected 1 or 3");
         if (o.StartBatch < 0) throw new OpArgumentException("batch loader", $"start batch {o.StartBatch} is negative");
         if (o.Workers < 0) throw new OpArgumentException("batch loader", $"{o.Workers} workers; expected 0 (one per core) or more");
+        if (o.Shard is { } s && (s.Parts < 1 || s.First < 0 || s.Take < 1 || s.First + s.Take > s.Parts))
+            throw new OpArgumentException("batch loader", $"shard of replicas {s.First}..{s.First + s.Take - 1} of {s.Parts} is not a part of the batch");
         if (o.Prefetch <= 0) throw new OpArgumentException("batch loader", $"prefetch of {o.Prefetch} batches; expected at least 1");
         if ((long)o.BatchSize * o.ImageSize * o.ImageSize * o.Channels > Array.MaxLength)
             throw new OpArgumentException("batch loader", $"a batch of {o.BatchSize} {o.ImageSize}x{o.ImageSize}x{o.Channels} images does not fit one array");
@@ -116,6 +118,12 @@ public sealed class BatchLoader : IDisposable
     void Queue(int index)
     {
         int start = index * options.BatchSize, n = Math.Min(options.BatchSize, order.Length - start);
+        if (options.Shard is { } shard)
+        {
+            var (offset, length) = shard.Of(n);
+            start += offset;
+            n = length;
+        }
         var p = new Pending(index, start, n, new float[n * perSample]);
         pending.Enqueue(p);
         for (int slot = 0; slot < n; slot++) jobs.Add(new Job(p, slot));

@@ -33,6 +33,38 @@ public sealed record BatchLoaderOptions
     /// <summary>Batches prepared ahead of the consumer; this bounds memory (Prefetch batches of floats).</summary>
     public int Prefetch { get; init; } = 3;
 
+    /// <summary>
+    /// Load only this part of every batch (the share of some replicas in a data-parallel run, e.g. one
+    /// process's under MPI); null loads whole batches. The batch numbering stays the global one.
+    /// </summary>
+    public BatchShard? Shard { get; init; }
+
     /// <summary>How many skipped file names <see cref="BatchLoader.SkippedFiles"/> keeps.</summary>
     public int MaxSkippedNames { get; init; } = 10;
+}
+
+/// <summary>
+/// Replicas [<paramref name="First"/>, First + <paramref name="Take"/>) of <paramref name="Parts"/>: a batch of
+/// n samples is split into Parts shares, the first n mod Parts of them one sample larger (see
+/// <see cref="Shares"/>), and this shard is the consecutive samples of the shares it takes.
+/// </summary>
+public sealed record BatchShard(int First, int Take, int Parts)
+{
+    /// <summary>Where this shard starts in a batch of <paramref name="count"/> samples, and how many it holds.</summary>
+    public (int Offset, int Length) Of(int count)
+    {
+        var s = Shares(count, Parts);
+        int offset = 0, length = 0;
+        for (int i = 0; i < First; i++) offset += s[i];
+        for (int i = First; i < First + Take; i++) length += s[i];
+        return (offset, length);
+    }
+
+    /// <summary>Sizes of <paramref name="parts"/> even shares of <paramref name="count"/> samples, the larger ones first.</summary>
+    public static int[] Shares(int count, int parts)
+    {
+        var s = new int[parts];
+        for (int i = 0; i < parts; i++) s[i] = count / parts + (i < count % parts ? 1 : 0);
+        return s;
+    }
 }

@@ -1,3 +1,5 @@
+using System.Numerics;
+
 namespace Xception.Gpu.Parallel;
 
 /// <summary>
@@ -11,30 +13,45 @@ public interface ICollective
 
     /// <summary>Replaces <paramref name="data"/> with its element-wise sum over all replicas, identical on all.</summary>
     void AllReduceSum(float[] data);
+
+    /// <inheritdoc cref="AllReduceSum(float[])"/>
+    void AllReduceSum(double[] data);
 }
 
 /// <summary>
-/// Replicas in one process, one thread each. The sum is taken in rank order by every replica, so all replicas
-/// get bit-identical results and the result does not depend on thread timing.
+/// Replicas in one process, one thread each. One replica (the first) adds the posted buffers in rank order,
+/// so all replicas get bit-identical results that do not depend on thread timing.
+///
+/// With an <c>outer</c> collective (the processes of an MPI run, one LocalGroup in each), the local sum is
+/// then all-reduced across the processes by the first replica alone while the others wait: replica
+/// <c>local</c> of process <c>p</c> has global rank <c>p * Size + local</c>, and every process must hold the
+/// same number of replicas.
 /// </summary>
 public sealed class LocalGroup
 {
     readonly Barrier barrier;
-    readonly float[]?[] posted;
+    readonly Array?[] posted;
     readonly CancellationTokenSource abort = new();
+    readonly ICollective? outer;
+    Array? result;
     volatile bool broken;
 
-    public LocalGroup(int size)
+    public LocalGroup(int size, ICollective? outer = null)
     {
         if (size < 1) throw new XceptionException($"a replica group needs at least one replica, got {size}");
         Size = size;
-        posted = new float[size][];
+        this.outer = outer;
+        posted = new Array[size];
         barrier = new Barrier(size);
     }
 
+    /// <summary>Replicas in this process.</summary>
     public int Size { get; }
 
-    /// <summary>The collective as seen by replica <paramref name="rank"/>.</summary>
+    /// <summary>Replicas in the whole run (all processes).</summary>
+    public int GlobalSize => Size * (outer?.Size ?? 1);
+
+    /// <summary>The collective as seen by local replica <paramref name="rank"/>.</summary>
     public ICollective Member(int rank) => new MemberView(this, rank);
 
     /// <summary>
@@ -47,11 +64,15 @@ public sealed class LocalGroup
         try { abort.Cancel(); } catch (ObjectDisposedException) { }
     }
 
+    /// <summary>True after <see cref="Abort"/>: the group refuses every further collective.</summary>
+    public bool Broken => broken;
+
     void Wait()
     {
-        if (broken) throw new XceptionException("another replica failed; this one stops too");
+        if (broken) throw new ReplicaAbortedException();
         try
         {
+            // Generous: the slowest replica may be compiling kernels for its first step.
             if (!barrier.SignalAndWait(TimeSpan.FromMinutes(10), abort.Token))
             {
                 Abort();
@@ -60,31 +81,48 @@ public sealed class LocalGroup
         }
         catch (OperationCanceledException)
         {
-            throw new XceptionException("another replica failed; this one stops too");
+            throw new ReplicaAbortedException();
         }
-        if (broken) throw new XceptionException("another replica failed; this one stops too");
+        if (broken) throw new ReplicaAbortedException();
     }
 
-    void AllReduce(int rank, float[] data)
+    void AllReduce<T>(int rank, T[] data, Action<T[]>? across) where T : struct, INumber<T>
     {
         posted[rank] = data;
         Wait();
-        var sum = new float[data.Length];
-        for (int r = 0; r < Size; r++)
+        if (rank == 0)
         {
-            var src = posted[r]!;
-            if (src.Length != data.Length)
-                throw new XceptionException($"all-reduce: replica {r} sent {src.Length} values, replica {rank} {data.Length}");
-            for (int i = 0; i < sum.Length; i++) sum[i] += src[i];
+            var sum = new T[data.Length];
+            for (int r = 0; r < Size; r++)
+            {
+                var src = posted[r] as T[] ?? throw new XceptionException($"all-reduce: replica {r} sent another element type than replica 0");
+                if (src.Length != data.Length)
+                    throw new XceptionException($"all-reduce: replica {r} sent {src.Length} values, replica 0 {data.Length}");
+                for (int i = 0; i < sum.Length; i++) sum[i] += src[i];
+            }
+            try
+            {
+                across?.Invoke(sum);
+            }
+            catch
+            {
+                Abort();
+                throw;
+            }
+            result = sum;
         }
-        Wait(); // everyone has read every buffer before anyone overwrites its own
-        sum.CopyTo(data, 0);
+        Wait(); // the sum is complete; the next call's first Wait keeps it until every replica has copied it
+        ((T[])result!).CopyTo(data, 0);
     }
 
     sealed class MemberView(LocalGroup group, int rank) : ICollective
     {
-        public int Rank => rank;
-        public int Size => group.Size;
-        public void AllReduceSum(float[] data) => group.AllReduce(rank, data);
+        public int Rank => (group.outer?.Rank ?? 0) * group.Size + rank;
+        public int Size => group.GlobalSize;
+        public void AllReduceSum(float[] data) => group.AllReduce(rank, data, group.outer is { } o ? o.AllReduceSum : null);
+        public void AllReduceSum(double[] data) => group.AllReduce(rank, data, group.outer is { } o ? o.AllReduceSum : null);
     }
 }
+
+/// <summary>This replica was released from a collective because another one failed.</summary>
+public sealed class ReplicaAbortedException() : XceptionException("another replica failed; this one stops too");

@@ -56,12 +56,19 @@ public sealed class Device : IDisposable
 
     readonly bool gpuShapedCpu;
 
-    Device(DeviceSpec spec, bool gpuShapedCpu = false)
+    /// <summary>Cores a CPU accelerator runs on (its thread count); ignored for GPUs.</summary>
+    readonly int cores;
+
+    Device(DeviceSpec spec, bool gpuShapedCpu = false, int? cpuCores = null)
     {
         this.spec = spec;
         this.gpuShapedCpu = gpuShapedCpu;
+        cores = Math.Max(1, cpuCores ?? Environment.ProcessorCount);
         Create();
     }
+
+    /// <summary>Cores this device runs its kernels on when it is the CPU accelerator.</summary>
+    public int CpuCores => cores;
 
     /// <summary>
     /// A CPU accelerator shaped like a GPU (groups of 256 threads), on which ops pick their GPU variants
@@ -88,8 +95,14 @@ public sealed class Device : IDisposable
     /// <summary>Opens a device by device string (see <see cref="DeviceSpec"/>).</summary>
     public static Device Open(string? device = "auto") => Open(DeviceSpec.Parse(device));
 
-    public static Device Open(DeviceSpec spec)
+    /// <summary>
+    /// Opens a device; a CPU accelerator then runs on <paramref name="cpuCores"/> threads (default: every core
+    /// of the process). Several CPU replicas side by side share the cores this way. The core count also sets
+    /// how reductions are chunked, so runs that must match bit for bit use the same count.
+    /// </summary>
+    public static Device Open(DeviceSpec spec, int? cpuCores = null)
     {
+        if (cpuCores is < 1) throw new DeviceException($"a CPU accelerator needs at least one core, got {cpuCores}");
         if (spec.IsAuto)
         {
             var usable = List().Where(d => d.Usable).ToList();
@@ -110,7 +123,7 @@ public sealed class Device : IDisposable
             }
             if (!found.Usable) throw new DeviceException($"device {spec} ({found.Name}) cannot run kernels: {found.Note}");
         }
-        return new Device(spec);
+        return new Device(spec, cpuCores: cpuCores);
     }
 
     /// <summary>Every accelerator ILGPU finds, CPU first.</summary>
@@ -118,7 +131,7 @@ public sealed class Device : IDisposable
     {
         var list = new List<DeviceInfo>();
         // OpenCL(_ => true): list devices ILGPU cannot use too, so users see why their GPU is not picked.
-        using var ctx = Context.Create(b => b.Cuda().OpenCL(_ => true).CPU(CpuDevice()));
+        using var ctx = Context.Create(b => b.Cuda().OpenCL(_ => true).CPU(CpuDevice(Environment.ProcessorCount)));
         var cpu = ctx.GetCPUDevices()[0];
         list.Add(new("cpu:0", DeviceKind.Cpu, CpuName(), GC.GetGCMemoryInfo().TotalAvailableMemoryBytes,
             cpu.WarpSize, cpu.NumMultiprocessors, true, $"{Environment.ProcessorCount} cores"));
@@ -138,7 +151,7 @@ public sealed class Device : IDisposable
 
     public static string KindName(DeviceKind k) => k switch { DeviceKind.Cuda => "CUDA", DeviceKind.OpenCL => "OpenCL", _ => "CPU" };
 
-    static CPUDevice CpuDevice() => new(CpuThreadsPerWarp, 1, Environment.ProcessorCount);
+    static CPUDevice CpuDevice(int cores) => new(CpuThreadsPerWarp, 1, cores);
 
     static string CpuName()
     {
@@ -158,7 +171,7 @@ public sealed class Device : IDisposable
         context = Context.Create(b =>
         {
             b.EnableAlgorithms().Optimize(OptimizationLevel.O1);
-            if (kind == DeviceKind.Cpu) b.CPU(gpuShapedCpu ? new CPUDevice(32, 8, 2) : CpuDevice());
+            if (kind == DeviceKind.Cpu) b.CPU(gpuShapedCpu ? new CPUDevice(32, 8, 2) : CpuDevice(cores));
             else if (kind == DeviceKind.Cuda) b.Cuda();
             else b.OpenCL();
         });
@@ -227,7 +240,7 @@ public sealed class Device : IDisposable
         if (!UsesGpuKernels)
         {
             int groups = (int)Math.Clamp((items + CpuThreadsPerWarp - 1) / CpuThreadsPerWarp, 1,
-                Environment.ProcessorCount * CpuGroupsPerCore);
+                cores * CpuGroupsPerCore);
             return new KernelConfig(groups, CpuThreadsPerWarp);
         }
         const int groupSize = 256;
@@ -238,7 +251,7 @@ public sealed class Device : IDisposable
 
     /// <summary>Number of threads that run at once, used to decide how finely to split reductions.</summary>
     public int Parallelism => !UsesGpuKernels
-        ? Environment.ProcessorCount * CpuGroupsPerCore * CpuThreadsPerWarp
+        ? cores * CpuGroupsPerCore * CpuThreadsPerWarp
         : accelerator.NumMultiprocessors * accelerator.MaxNumThreadsPerMultiprocessor;
 
     /// <summary>

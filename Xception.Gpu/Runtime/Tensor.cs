@@ -81,6 +81,14 @@ public sealed class Tensor<T> : IDisposable where T : unmanaged
         return a;
     }
 
+    /// <summary>Copies the values to host memory (exactly <see cref="Length"/> of them).</summary>
+    public void CopyTo(Span<T> host)
+    {
+        if (host.Length != Length)
+            throw new ShapeException("copy", $"tensor {Shape} holds {Length} values, the host span {host.Length}");
+        View.CopyToCPU(host);
+    }
+
     /// <summary>Copies this tensor's values into <paramref name="target"/> on the same device.</summary>
     public void CopyTo(Tensor<T> target)
     {

@@ -8,13 +8,15 @@ public static class DataBinding
     /// <summary>
     /// Training batches from <paramref name="split"/>'s training indices in the epoch's seeded order (with
     /// augmentation when given), validation batches from its validation indices (plain resize).
+    /// With a <paramref name="shard"/> (one process of a data-parallel run), only that part of every training
+    /// and validation batch is loaded.
     /// </summary>
     public static TrainingData Bind(IDataSource source, Split split, int batch, int imageSize, int channels,
-        Augment? augment, int seed, bool strict)
+        Augment? augment, int seed, bool strict, BatchShard? shard = null)
     {
         long skipped = 0;
         var names = new List<string>();
-        var options = new BatchLoaderOptions { BatchSize = batch, ImageSize = imageSize, Channels = channels, Seed = seed, Strict = strict };
+        var options = new BatchLoaderOptions { BatchSize = batch, ImageSize = imageSize, Channels = channels, Seed = seed, Strict = strict, Shard = shard };
 
         IEnumerable<TrainBatch> Read(IReadOnlyList<int> order, BatchLoaderOptions o)
         {

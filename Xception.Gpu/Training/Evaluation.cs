@@ -14,7 +14,11 @@ public sealed record EvalResult(long Count, double Loss, double Top1, double Top
 /// <summary>Runs a model in inference mode over batches and accumulates the metrics.</summary>
 public static class Evaluation
 {
-    public static EvalResult Run(Model model, IEnumerable<TrainBatch> batches, int classes, bool multiLabel, float labelSmoothing = 0f)
+    public static EvalResult Run(Model model, IEnumerable<TrainBatch> batches, int classes, bool multiLabel, float labelSmoothing = 0f) =>
+        Accumulate(model, batches, classes, multiLabel, labelSmoothing).Result();
+
+    /// <summary>The running sums of a pass (to be combined with other processes' before <see cref="Accumulator.Result"/>).</summary>
+    public static Accumulator Accumulate(Model model, IEnumerable<TrainBatch> batches, int classes, bool multiLabel, float labelSmoothing = 0f)
     {
         var d = model.Device ?? throw new XceptionException("bind the model to a device first");
         var acc = new Accumulator(multiLabel);
@@ -45,7 +49,7 @@ public static class Evaluation
         {
             foreach (var (x, g, l, t) in buffers.Values) { x.Dispose(); g.Dispose(); l.Dispose(); t.Dispose(); }
         }
-        return acc.Result();
+        return acc;
     }
 
     /// <summary>Running sums of a pass; kept in checkpoints so that a resumed epoch reports the same numbers.</summary>
@@ -72,6 +76,12 @@ public static class Evaluation
                 Top1 += Metrics.TopKCorrect(logits, b.Labels!, classes, 1);
                 Top5 += Metrics.TopKCorrect(logits, b.Labels!, classes, Math.Min(5, classes));
             }
+        }
+
+        /// <summary>Adds sums saved by another accumulator (<see cref="Save"/>), e.g. a data-parallel step's.</summary>
+        public void Add(double[] sums)
+        {
+            Count += (long)sums[0]; LossSum += sums[1]; Top1 += (long)sums[2]; Top5 += (long)sums[3]; ApSum += sums[4]; ApCount += (long)sums[5];
         }
 
         public EvalResult Result() => new(Count, Count == 0 ? double.NaN : LossSum / Count,

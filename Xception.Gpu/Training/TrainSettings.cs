@@ -15,6 +15,11 @@ public sealed record TrainSettings
     public string? CheckpointDir { get; init; }
     /// <summary>Also write a checkpoint every N steps (0: only at the end of each epoch).</summary>
     public int CheckpointEvery { get; init; }
+    /// <summary>
+    /// With several replicas, check every N steps (and before every checkpoint) that they still hold identical
+    /// weights; 0 checks only before checkpoints.
+    /// </summary>
+    public int VerifyEvery { get; init; } = 100;
     /// <summary>Checkpoints kept; older ones are deleted.</summary>
     public int KeepCheckpoints { get; init; } = 3;
 }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Xception.Gpu.Graph;
 using Xception.Gpu.Models;
 using Xception.Gpu.Ops;
+using Xception.Gpu.Parallel;
 
 namespace Xception.Gpu.Training;
 
@@ -38,15 +39,39 @@ public sealed class OutOfMemoryAdvice
 public sealed class NonFiniteLossException(string message) : XceptionException(message);
 
 /// <summary>
-/// Synchronous SGD / RMSprop training of a bound model: forward and backward per batch, one optimizer step,
-/// metrics, validation after each epoch, checkpoints. Everything random is a function of (seed, epoch,
-/// batch, step), so a run resumed from a checkpoint continues exactly like one that never stopped.
+/// Synchronous SGD / RMSprop training: forward and backward per batch, one optimizer step, metrics,
+/// validation after each epoch, checkpoints. On one bound model, or on the replicas of a
+/// <see cref="DataParallel"/> run (in one process or, with MPI, several: every process runs this loop on its
+/// shard of each batch; the first process writes checkpoints). Everything random is a function of (seed,
+/// epoch, batch, step), so a run resumed from a checkpoint continues exactly like one that never stopped.
 /// </summary>
-public sealed class Trainer(Model model, XceptionConfig config, TrainSettings settings, ITrainingObserver? observer = null)
+public sealed class Trainer
 {
-    readonly ITrainingObserver obs = observer ?? new NullObserver();
+    readonly DataParallel? parallel;
+    readonly Model model;
+    readonly XceptionConfig config;
+    readonly TrainSettings settings;
+    readonly ITrainingObserver obs;
 
     sealed class NullObserver : ITrainingObserver;
+
+    /// <summary>Training of one model on the device it is bound to.</summary>
+    public Trainer(Model model, XceptionConfig config, TrainSettings settings, ITrainingObserver? observer = null)
+    {
+        this.model = model;
+        this.config = config;
+        this.settings = settings;
+        obs = observer ?? new NullObserver();
+    }
+
+    /// <summary>Data-parallel training of the replicas of <paramref name="parallel"/> (built with the settings' optimizer).</summary>
+    public Trainer(DataParallel parallel, XceptionConfig config, TrainSettings settings, ITrainingObserver? observer = null)
+        : this(parallel.Model, config, settings, observer)
+    {
+        if (parallel.Optimizer.Settings != settings.Optimizer)
+            throw new XceptionException("the replicas were made with other optimizer settings than the trainer's");
+        this.parallel = parallel;
+    }
 
     public string? LastCheckpoint { get; private set; }
 
@@ -56,7 +81,9 @@ public sealed class Trainer(Model model, XceptionConfig config, TrainSettings se
         var d = model.Device ?? throw new XceptionException("bind the model to a device before training");
         if (data.Classes != config.Classes && config.IncludeTop)
             throw new XceptionException($"the data has {data.Classes} classes, the model {config.Classes}");
-        using var optimizer = new OptimizerState(model, settings.Optimizer);
+        using var single = parallel is null ? DataParallel.Single(model, settings.Optimizer) : null;
+        var dp = parallel ?? single!;
+        var optimizer = dp.Optimizer;
         var pos = TrainPosition.Start;
         var running = new Evaluation.Accumulator(data.MultiLabel);
         string optimizerText = System.Text.Json.JsonSerializer.Serialize(settings.Optimizer);
@@ -69,97 +96,77 @@ public sealed class Trainer(Model model, XceptionConfig config, TrainSettings se
             pos = state.Position;
             running.Load(state.Running);
             LastCheckpoint = resumeFrom;
+            dp.CopyFirstToOthers();
+            dp.VerifyIdentical(); // every process read the same file
         }
 
         var reports = new List<EpochReport>();
         obs.OnStart(pos, settings.Epochs, data.StepsPerEpoch, settings.MaxSteps);
-        int perImage = model.Input.OutputShape.Aggregate(1, (a, b) => a * b);
-        var inputs = new Dictionary<int, Tensor<float>>();
-        var grads = new Dictionary<int, Tensor<float>>();
-        var labelBuffers = new Dictionary<int, Tensor<int>>();
-        var targetBuffers = new Dictionary<int, Tensor<float>>();
-        try
+        while (pos.Epoch < settings.Epochs && !(settings.MaxSteps is { } max && pos.Step >= max))
         {
-            while (pos.Epoch < settings.Epochs && !(settings.MaxSteps is { } max && pos.Step >= max))
+            var clock = Stopwatch.StartNew();
+            long imagesThisRun = 0;
+            double lr = 0;
+            foreach (var b in data.TrainBatches(pos.Epoch, pos.Batch))
             {
-                var clock = Stopwatch.StartNew();
-                long imagesThisRun = 0;
-                double lr = 0;
-                foreach (var b in data.TrainBatches(pos.Epoch, pos.Batch))
+                if (settings.MaxSteps is { } m && pos.Step >= m) break;
+                lr = settings.Schedule.At(pos.Step, pos.Samples, pos.Epoch + pos.Batch / (double)data.StepsPerEpoch);
+                StepResult r;
+                try
                 {
-                    if (settings.MaxSteps is { } m && pos.Step >= m) break;
-                    lr = settings.Schedule.At(pos.Step, pos.Samples, pos.Epoch + pos.Batch / (double)data.StepsPerEpoch);
-                    if (b.Count > 0)
-                    {
-                        var x = Get(inputs, b.Count, () => Tensor.Zeros(d, [b.Count, .. model.Input.OutputShape]));
-                        x.CopyFrom(b.X.AsSpan(0, b.Count * perImage));
-                        var ex = model.Executor(b.Count, training: true);
-                        ex.Step = pos.Step;
-                        Tensor<float> logits;
-                        try
-                        {
-                            logits = ex.Forward(x);
-                        }
-                        catch (DeviceException e) when (e.Message.StartsWith("out of memory"))
-                        {
-                            // The run stops here, before any optimizer step or checkpoint of this batch.
-                            throw new DeviceException(Advice(d, b.Count), e);
-                        }
-                        var dl = Get(grads, b.Count, () => Tensor.Zeros(d, b.Count, data.Classes));
-                        double loss;
-                        if (data.MultiLabel)
-                        {
-                            var t = Get(targetBuffers, b.Count, () => Tensor.Zeros(d, b.Count, data.Classes));
-                            t.CopyFrom(b.Targets!);
-                            loss = Loss.On(d).SigmoidCrossEntropy(logits, t, dl);
-                        }
-                        else
-                        {
-                            var lb = Get(labelBuffers, b.Count, () => Tensor.Zeros<int>(d, b.Count));
-                            loss = Loss.On(d).SoftmaxCrossEntropy(logits, b.Labels!, lb, dl, settings.LabelSmoothing);
-                        }
-                        if (!double.IsFinite(loss))
-                            throw new NonFiniteLossException($"the loss became {loss} at step {pos.Step + 1} (epoch {pos.Epoch + 1}, batch {pos.Batch + 1}); stopped without saving. " +
-                                (LastCheckpoint is null ? "No checkpoint was written yet." : $"The last good checkpoint is '{LastCheckpoint}'.") +
-                                $" A lower learning rate (now {lr:G4}) usually helps.");
-                        running.Add(b, logits.ToArray(), loss, data.Classes);
-                        ex.Backward(dl);
-                        optimizer.Step((float)lr);
-                        imagesThisRun += b.Count;
-                        obs.OnStep(pos with { Batch = pos.Batch + 1, Step = pos.Step + 1 }, loss, lr, running.Result(), imagesThisRun / clock.Elapsed.TotalSeconds);
-                    }
-                    pos = pos with { Batch = pos.Batch + 1, Step = pos.Step + 1, Samples = pos.Samples + b.Count };
-                    if (settings.CheckpointEvery > 0 && pos.Step % settings.CheckpointEvery == 0 && pos.Batch < data.StepsPerEpoch)
-                        Save(optimizer, pos, running, data);
+                    r = dp.Step(b, (float)lr, pos.Step, settings.LabelSmoothing);
                 }
-                d.Synchronize();
-                double seconds = clock.Elapsed.TotalSeconds;
-                bool finished = pos.Batch >= data.StepsPerEpoch;
-                EvalResult? val = finished && data.ValidationBatches is not null && data.ValidationCount > 0
-                    ? Evaluation.Run(model, data.ValidationBatches(), data.Classes, data.MultiLabel, settings.LabelSmoothing)
-                    : null;
-                var report = new EpochReport(pos.Epoch + 1, pos.Step, lr, running.Result(), val, seconds, imagesThisRun / Math.Max(seconds, 1e-9));
-                if (data.Skipped?.Invoke() is { Count: > 0 } skipped)
-                    obs.OnWarning($"{skipped.Count} unreadable images skipped so far (e.g. {string.Join(", ", skipped.Examples.Take(3))})");
-                if (finished)
+                catch (Exception e) when (OutOfMemory(e) is { } oom)
                 {
-                    pos = new TrainPosition(pos.Epoch + 1, 0, pos.Step, pos.Samples);
-                    running = new Evaluation.Accumulator(data.MultiLabel);
+                    // The run stops here, before any optimizer step or checkpoint of this batch.
+                    throw new DeviceException(Advice(oom.Device, b.Count), e);
                 }
-                reports.Add(report);
-                obs.OnEpoch(report);
-                Save(optimizer, pos, running, data);
+                if (r.Applied)
+                {
+                    running.Add(r.Sums);
+                    imagesThisRun += r.GlobalCount;
+                    obs.OnStep(pos with { Batch = pos.Batch + 1, Step = pos.Step + 1 }, r.Loss, lr, running.Result(), imagesThisRun / clock.Elapsed.TotalSeconds);
+                }
+                else if (r.Skipped is null)
+                    throw new NonFiniteLossException($"the loss became {r.Loss} at step {pos.Step + 1} (epoch {pos.Epoch + 1}, batch {pos.Batch + 1}); stopped without saving. " +
+                        (LastCheckpoint is null ? "No checkpoint was written yet." : $"The last good checkpoint is '{LastCheckpoint}'.") +
+                        $" A lower learning rate (now {lr:G4}) usually helps.");
+                else if (r.GlobalCount > 0)
+                    obs.OnWarning($"step {pos.Step + 1} skipped: {r.Skipped}");
+                pos = pos with { Batch = pos.Batch + 1, Step = pos.Step + 1, Samples = pos.Samples + r.GlobalCount };
+                if (settings.VerifyEvery > 0 && pos.Step % settings.VerifyEvery == 0) dp.VerifyIdentical();
+                if (settings.CheckpointEvery > 0 && pos.Step % settings.CheckpointEvery == 0 && pos.Batch < data.StepsPerEpoch)
+                    Save(dp, pos, running, data);
             }
-        }
-        finally
-        {
-            foreach (var t in inputs.Values) t.Dispose();
-            foreach (var t in grads.Values) t.Dispose();
-            foreach (var t in labelBuffers.Values) t.Dispose();
-            foreach (var t in targetBuffers.Values) t.Dispose();
+            d.Synchronize();
+            double seconds = clock.Elapsed.TotalSeconds;
+            bool finished = pos.Batch >= data.StepsPerEpoch;
+            EvalResult? val = finished && data.ValidationBatches is not null && data.ValidationCount > 0
+                ? dp.Evaluate(data.ValidationBatches(), data.Classes, data.MultiLabel, settings.LabelSmoothing)
+                : null;
+            var report = new EpochReport(pos.Epoch + 1, pos.Step, lr, running.Result(), val, seconds, imagesThisRun / Math.Max(seconds, 1e-9));
+            if (data.Skipped?.Invoke() is { Count: > 0 } skipped)
+                obs.OnWarning($"{skipped.Count} unreadable images skipped so far (e.g. {string.Join(", ", skipped.Examples.Take(3))})");
+            if (finished)
+            {
+                pos = new TrainPosition(pos.Epoch + 1, 0, pos.Step, pos.Samples);
+                running = new Evaluation.Accumulator(data.MultiLabel);
+            }
+            reports.Add(report);
+            obs.OnEpoch(report);
+            Save(dp, pos, running, data);
         }
         model.SyncToHost();
         return reports;
+    }
+
+    /// <summary>The out-of-memory error behind a failed step (directly, or inside a replica's failure), with its device.</summary>
+    (DeviceException Error, Device Device)? OutOfMemory(Exception e)
+    {
+        if (e is DeviceException de && de.Message.StartsWith("out of memory")) return (de, model.Device!);
+        if (e is ReplicaFailedException { InnerException: DeviceException inner } rf && inner.Message.StartsWith("out of memory"))
+            return (inner, parallel!.ReplicaDevice(rf.Rank % parallel.Count));
+        return null;
     }
 
     /// <summary>Measures one image's training memory (a batch of 1) to say which batch would fit.</summary>
@@ -178,15 +185,14 @@ public sealed class Trainer(Model model, XceptionConfig config, TrainSettings se
         return OutOfMemoryAdvice.Message(d.ToString(), batch, d.MemoryBytes, fixedBytes, perImage);
     }
 
-    void Save(OptimizerState optimizer, TrainPosition pos, Evaluation.Accumulator running, TrainingData data)
+    void Save(DataParallel dp, TrainPosition pos, Evaluation.Accumulator running, TrainingData data)
     {
         if (settings.CheckpointDir is null) return;
+        dp.VerifyIdentical(); // never save replicas that drifted apart
+        if (!dp.IsRoot) return;
         var state = new Checkpoints.State(pos, running.Save(), settings.Batch, settings.Seed,
             System.Text.Json.JsonSerializer.Serialize(settings.Optimizer), data.Description);
-        LastCheckpoint = Checkpoints.Save(settings.CheckpointDir, model, config, optimizer, state, settings.KeepCheckpoints);
+        LastCheckpoint = Checkpoints.Save(settings.CheckpointDir, model, config, dp.Optimizer, state, settings.KeepCheckpoints);
         obs.OnCheckpoint(LastCheckpoint);
     }
-
-    static T Get<T>(Dictionary<int, T> cache, int key, Func<T> make) where T : class =>
-        cache.TryGetValue(key, out var v) ? v : cache[key] = make();
 }

@@ -1,6 +1,7 @@
 using Xception.Gpu.Data;
 using Xception.Gpu.IO;
 using Xception.Gpu.Models;
+using Xception.Gpu.Parallel;
 using Xception.Gpu.Training;
 
 namespace Xception.Gpu.Cli;
@@ -41,22 +42,49 @@ static class TrainCommand
           --resume P          continue from a checkpoint file or the newest in a folder
           --save F            final weights (.h5: Keras format; else a checkpoint; default <dir>/final.safetensors)
           --log F             per-epoch log, JSON lines or .csv (default <dir>/log.jsonl)
-          --device D          auto (default), cpu, cuda, cuda:N, opencl:N
-        """;
+          --verify-every N    with several replicas: check every N steps that they hold identical weights (100)
+        devices:
+        """ + ReplicaOptions.HelpText;
 
     /// <summary>The no-option run: 2,500 synthetic images (2,250 to train), 3 epochs: under 5 minutes on 2 CPU cores.</summary>
     const string DefaultData = "synthetic:2500";
 
     static readonly string[] Options = ["data", "model", "classes", "image-size", "weights", "val-split", "recipe", "epochs", "steps", "batch", "seed",
         "optimizer", "lr", "momentum", "rho", "epsilon", "weight-decay", "dropout", "label-smoothing", "warmup-steps", "lr-schedule", "lr-decay",
-        "lr-decay-epochs", "lr-decay-samples", "lr-steps", "checkpoint-dir", "checkpoint-every", "keep", "resume", "save", "log", "device", "plot"];
-    static readonly string[] Flags = ["no-augment", "strict", "nesterov", "help"];
+        "lr-decay-epochs", "lr-decay-samples", "lr-steps", "checkpoint-dir", "checkpoint-every", "keep", "resume", "save", "log", "plot", "verify-every", .. ReplicaOptions.Options];
+    static readonly string[] Flags = ["no-augment", "strict", "nesterov", "help", .. ReplicaOptions.Flags];
 
     public static int Run(string[] argv)
     {
         var a = new Args(argv, Options, Flags, "train");
         if (a.Flag("help")) { Console.WriteLine(Help); return 0; }
         if (a.Positional.Count > 0) throw new UsageException($"'train' takes options only, got '{a.Positional[0]}'");
+        using var placement = new ReplicaOptions(a);
+        if (placement.Mpi is not { Size: > 1 } mpi) return Train(a, placement);
+        try
+        {
+            int code = Train(a, placement);
+            mpi.Dispose(); // MPI_Finalize: every rank gets here after the same last collective
+            return code;
+        }
+        catch (Exception e)
+        {
+            // One rank failed: say why, then end every rank (the others would wait in an all-reduce forever).
+            // Checkpoints are written atomically, so the last one stays whole.
+            string what = e is XceptionException or UsageException ? e.Message : $"internal error: {e.GetType().Name}: {e.Message}";
+            Console.Error.WriteLine($"xception: error: rank {mpi.Rank} of {mpi.Size} ({mpi.Host}): {what}; stopping every rank");
+            if (Environment.GetEnvironmentVariable("XCEPTION_DEBUG") == "1") Console.Error.WriteLine(e);
+            Console.Error.Flush();
+            Console.Out.Flush();
+            mpi.Abort(e is UsageException ? 2 : 1);
+            return 1;
+        }
+    }
+
+    static int Train(Args a, ReplicaOptions placement)
+    {
+        bool root = placement.IsRoot;
+        void Say(string line) { if (root) Console.WriteLine(line); }
 
         int seed = a.Int("seed", 0, 0, int.MaxValue);
         string dataSpec = a.String("data", DefaultData);
@@ -75,35 +103,42 @@ static class TrainCommand
         config = (config with { Dropout = (float)a.Double("dropout", recipe?.Dropout ?? 0, 0, 0.99) }).Validate();
 
         var settings = Settings(a, recipe, seed);
-        string runDir = a.String("checkpoint-dir") ?? Path.Combine("runs", $"{modelName}-{DataName(dataSpec)}-{DateTime.Now:yyyyMMdd-HHmmss}");
-        settings = settings with { CheckpointDir = runDir };
+        string runDir = a.String("checkpoint-dir") ?? Path.Combine("runs", $"{modelName}-{DataName(dataSpec)}-{StartTime(placement):yyyyMMdd-HHmmss}");
+        settings = settings with { CheckpointDir = runDir, VerifyEvery = a.Int("verify-every", 100, 0) };
+        if (settings.Batch < placement.GlobalReplicas)
+            throw new XceptionException($"--batch {settings.Batch} cannot be split over {placement.GlobalReplicas} replicas: each needs at least one image");
         double valSplit = a.Double("val-split", 0.1, 0, 0.9);
         var split = Split.Make(source.Count, valSplit, seed);
         var augment = a.Flag("no-augment") ? null : Augment.Default;
-        var bound = DataBinding.Bind(source, split, settings.Batch, config.ImageSize, config.InputChannels, augment, seed, a.Flag("strict"));
+        var shard = placement.Mpi is { Size: > 1 } m ? new BatchShard(m.Rank * placement.Devices.Count, placement.Devices.Count, placement.GlobalReplicas) : null;
+        var bound = DataBinding.Bind(source, split, settings.Batch, config.ImageSize, config.InputChannels, augment, seed, a.Flag("strict"), shard);
         settings = settings with { Schedule = settings.Schedule with { TotalSteps = Math.Min((long)settings.Epochs * bound.StepsPerEpoch, settings.MaxSteps ?? long.MaxValue) } };
 
         string? resume = a.String("resume") is { } r ? Checkpoints.Resolve(r) : null;
         if (resume is not null && a.String("checkpoint-dir") is null) settings = settings with { CheckpointDir = runDir = Path.GetDirectoryName(Path.GetFullPath(resume))! };
-        Directory.CreateDirectory(runDir);
+        if (root) Directory.CreateDirectory(runDir);
         if (resume is null && Checkpoints.List(runDir).Count > 0)
             throw new XceptionException($"'{runDir}' already holds checkpoints of a run: pass --resume {runDir} to continue it, or choose another --checkpoint-dir");
 
-        using var device = Device.Open(a.String("device", "auto"));
+        var device = placement.Devices[0];
         using var model = XceptionBuilder.Build(config);
         if (a.String("weights") is { } w) ModelWeights.Load(model, w);
         else model.Initialize(seed);
         model.Bind(device);
+        using var replicas = DataParallel.Around(model, () => XceptionBuilder.Build(config), placement.Devices, settings.Optimizer,
+            placement.SyncBatchNorm, placement.Mpi);
 
-        Console.WriteLine($"data: {source.Description}; {split.Train.Length} training, {split.Validation.Length} validation images");
-        Console.WriteLine($"model: {modelName} {config.ImageSize}x{config.ImageSize}x{config.InputChannels}, {config.Classes} classes, {model.TotalParams:N0} parameters; device {device}");
-        Console.WriteLine($"optimizer: {settings.Optimizer.Kind} lr {settings.Schedule}, momentum {settings.Optimizer.Momentum}, weight decay {settings.Optimizer.WeightDecay}; batch {settings.Batch}, {settings.Epochs} epochs" +
-                          (settings.MaxSteps is { } ms ? $", at most {ms} steps" : "") + $"; run folder {runDir}");
+        Say($"data: {source.Description}; {split.Train.Length} training, {split.Validation.Length} validation images");
+        Say($"model: {modelName} {config.ImageSize}x{config.ImageSize}x{config.InputChannels}, {config.Classes} classes, {model.TotalParams:N0} parameters; {placement.Describe(settings.Batch)}");
+        Say($"optimizer: {settings.Optimizer.Kind} lr {settings.Schedule}, momentum {settings.Optimizer.Momentum}, weight decay {settings.Optimizer.WeightDecay}; batch {settings.Batch}, {settings.Epochs} epochs" +
+            (settings.MaxSteps is { } ms ? $", at most {ms} steps" : "") + $"; run folder {runDir}");
 
-        var reporting = new TrainReporting(a.String("log") ?? Path.Combine(runDir, "log.jsonl"), a.String("plot") ?? Path.Combine(runDir, "curves.png"));
-        var trainer = new Trainer(model, config, settings, reporting);
-        var reports = reporting.Run(() => trainer.Run(bound, resume));
+        // Only the first rank reports and writes the log; the others train silently.
+        var reporting = root ? new TrainReporting(a.String("log") ?? Path.Combine(runDir, "log.jsonl"), a.String("plot") ?? Path.Combine(runDir, "curves.png")) : null;
+        var trainer = new Trainer(replicas, config, settings, reporting);
+        var reports = reporting is null ? trainer.Run(bound, resume) : reporting.Run(() => trainer.Run(bound, resume));
 
+        if (!root) return 0;
         string save = a.String("save") ?? Path.Combine(runDir, "final.safetensors");
         ModelWeights.Save(model, config, save);
         Console.WriteLine($"saved {save}");
@@ -111,6 +146,17 @@ static class TrainCommand
         if (last is not null)
             Console.WriteLine(double.IsNaN(last.Top1) ? $"validation MAP@100: {last.MapAt100:P2}" : $"validation accuracy: {last.Top1:P2} (top-5 {last.Top5:P2})");
         return 0;
+    }
+
+    /// <summary>The run's start time, rank 0's under MPI (it names the default run folder, which all ranks share).</summary>
+    static DateTime StartTime(ReplicaOptions placement)
+    {
+        var now = DateTime.Now;
+        if (placement.Mpi is not { Size: > 1 } mpi) return now;
+        var t = new double[1];
+        if (mpi.Rank == 0) t[0] = now.Ticks / TimeSpan.TicksPerSecond;
+        mpi.AllReduceSum(t);
+        return new DateTime((long)t[0] * TimeSpan.TicksPerSecond);
     }
 
     static string DataName(string spec)

@@ -1,0 +1,96 @@
+using Xception.Gpu.Parallel;
+
+namespace Xception.Gpu.Cli;
+
+/// <summary>
+/// The options that place a run on devices and processes: --device or --devices, --cpu-threads, and
+/// --distributed mpi. Opens the devices (and MPI); disposing closes them.
+/// </summary>
+sealed class ReplicaOptions : IDisposable
+{
+    public const string HelpText = """
+          --device D          auto (default), cpu, cuda, cuda:N, opencl:N
+          --devices L         data parallelism: one replica per device, e.g. cpu:0,cpu:1, cuda:0,cuda:1, or a
+                              count: cuda*2, cpu*3 (each batch is split over the replicas, gradients averaged)
+          --sync-bn           batch-norm statistics over the whole batch (all replicas), not each replica's share
+          --cpu-threads N     cores each CPU replica runs on (default: the process's cores shared among its CPU replicas)
+          --distributed mpi   one process per rank under mpirun -np N (Open MPI); each rank drives its --devices
+                              (cuda*K takes the K GPUs after those of the ranks before it on the machine), the
+                              all-reduce spans all ranks, rank 0 writes checkpoints and logs
+        """;
+
+    public static readonly string[] Options = ["device", "devices", "cpu-threads", "distributed"];
+    public static readonly string[] Flags = ["sync-bn"];
+
+    public List<Device> Devices { get; } = new();
+    public MpiCollective? Mpi { get; }
+    public bool SyncBatchNorm { get; }
+    public bool IsRoot => Mpi is null || Mpi.Rank == 0;
+
+    /// <summary>Replicas in the whole run.</summary>
+    public int GlobalReplicas => Devices.Count * (Mpi?.Size ?? 1);
+
+    public ReplicaOptions(Args a)
+    {
+        SyncBatchNorm = a.Flag("sync-bn");
+        if (a.String("device") is not null && a.String("devices") is not null)
+            throw new UsageException("give --device (one device) or --devices (replicas), not both");
+        switch (a.String("distributed")?.ToLowerInvariant())
+        {
+            case null: break;
+            case "mpi":
+                if (!MpiCollective.LaunchedByMpirun)
+                    throw new UsageException("--distributed mpi: start the ranks with mpirun, e.g. mpirun -np 2 xception train --distributed mpi ...");
+                Mpi = MpiCollective.Start();
+                break;
+            case var other: throw new UsageException($"--distributed must be mpi, got '{other}'");
+        }
+        try
+        {
+            int localRank = int.TryParse(Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_LOCAL_RANK"), out var lr) ? lr : 0;
+            IReadOnlyList<DeviceSpec> specs;
+            if (a.String("devices") is { } list)
+            {
+                specs = DeviceSpec.ParseList(list);
+                if (Mpi is not null && list.Contains('*')) specs = DeviceSpec.ParseList(list, localRank * specs.Count);
+            }
+            else specs = [DeviceSpec.Parse(a.String("device", Mpi is null ? "auto" : "cpu"))];
+            int cpuReplicas = specs.Count(s => s.Kind == DeviceKind.Cpu);
+            int? cores = a.String("cpu-threads") is null ? null : a.Int("cpu-threads", 1, 1, 4096);
+            if (cores is null && cpuReplicas > 1) cores = Math.Max(1, Environment.ProcessorCount / cpuReplicas);
+            foreach (var s in specs) Devices.Add(Device.Open(s, s.Kind == DeviceKind.Cpu ? cores : null));
+
+            if (Mpi is { Size: > 1 } mpi)
+            {
+                // Every rank must hold as many replicas: the global ranks are process x local replica.
+                var counts = new double[mpi.Size];
+                counts[mpi.Rank] = Devices.Count;
+                mpi.AllReduceSum(counts);
+                if (counts.Any(c => c != Devices.Count))
+                    throw new XceptionException($"--distributed mpi: every rank needs as many devices; they have {string.Join(", ", counts)}");
+            }
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>One line for the run's header.</summary>
+    public string Describe(int batch)
+    {
+        string where = string.Join(", ", Devices.Select(d => d.IsCpu && Devices.Count > 1 ? $"{d} ({d.CpuCores} core{(d.CpuCores == 1 ? "" : "s")})" : d.ToString()));
+        if (GlobalReplicas == 1) return $"device {where}";
+        var shares = Data.BatchShard.Shares(batch, GlobalReplicas);
+        string split = shares.Distinct().Count() == 1 ? $"{shares[0]} each" : $"{shares.Max()} or {shares.Min()} each";
+        return (Mpi is null ? $"devices {where}" : $"{Mpi.Size} MPI ranks x devices {where}") +
+               $": {GlobalReplicas} replicas, batch {batch} split {split}, batch norm {(SyncBatchNorm ? "synchronized" : "per replica")}";
+    }
+
+    public void Dispose()
+    {
+        foreach (var d in Devices) d.Dispose();
+        Devices.Clear();
+    }
+}
