@@ -16,13 +16,22 @@ static class BenchCommand
           --device       device string (default auto)
           --backward     also time the backward kernels
           --min-seconds  time each row for at least this long (default 0.5)
+
+        usage: xception bench --devices L [--model xception-mini|xception] [--batch B] [--image-size S]
+                              [--steps N] [--cpu-threads T] [--sync-bn]
+
+        Data-parallel scaling: training steps of the model at global batch B (default 8 x replicas) on the
+        first 1, 2, ..., all devices of L (e.g. cpu*2, cuda*4, cuda:0,cuda:1). Each row: replicas, images/s,
+        milliseconds per step, milliseconds of it in the gradient all-reduce (copies and waiting included),
+        the all-reduce's bandwidth (gradient bytes / time), speed-up and efficiency against one replica.
         """;
 
     public static int Run(string[] argv)
     {
-        var a = new Args(argv, ["op", "device", "batch", "image-size", "min-seconds"], ["backward", "help"], "bench");
+        var a = new Args(argv, ["op", "device", "batch", "image-size", "min-seconds", "devices", "model", "steps", "cpu-threads"], ["backward", "help", "sync-bn"], "bench");
         if (a.Flag("help")) { Console.WriteLine(Help); return 0; }
         if (a.Positional.Count > 0) throw new UsageException($"'bench' takes no positional arguments, got '{a.Positional[0]}'");
+        if (a.String("devices") is not null) return ScalingBench.Run(a);
         var opName = a.String("op", "all").ToLowerInvariant();
         BenchOp[] ops = opName switch
         {
