@@ -33,7 +33,6 @@ public sealed class LocalGroup
     readonly Array?[] posted;
     readonly CancellationTokenSource abort = new();
     readonly ICollective? outer;
-    Array? result;
     volatile bool broken;
 
     public LocalGroup(int size, ICollective? outer = null)
@@ -86,33 +85,56 @@ public sealed class LocalGroup
         if (broken) throw new ReplicaAbortedException();
     }
 
+    /// <summary>
+    /// Sum buffers by element type and length, kept between calls (a model's gradients are ~91 MB). Only the
+    /// first replica touches the dictionary, between barriers; every replica then writes its own slice.
+    /// </summary>
+    readonly Dictionary<(Type, int), Array> buffers = new();
+    Array? current;
+
     void AllReduce<T>(int rank, T[] data, Action<T[]>? across) where T : struct, INumber<T>
     {
         posted[rank] = data;
         Wait();
         if (rank == 0)
         {
-            var sum = new T[data.Length];
-            for (int r = 0; r < Size; r++)
-            {
-                var src = posted[r] as T[] ?? throw new XceptionException($"all-reduce: replica {r} sent another element type than replica 0");
-                if (src.Length != data.Length)
-                    throw new XceptionException($"all-reduce: replica {r} sent {src.Length} values, replica 0 {data.Length}");
-                for (int i = 0; i < sum.Length; i++) sum[i] += src[i];
-            }
-            try
-            {
-                across?.Invoke(sum);
-            }
-            catch
-            {
-                Abort();
-                throw;
-            }
-            result = sum;
+            if (!buffers.TryGetValue((typeof(T), data.Length), out current))
+                buffers[(typeof(T), data.Length)] = current = new T[data.Length];
         }
-        Wait(); // the sum is complete; the next call's first Wait keeps it until every replica has copied it
-        ((T[])result!).CopyTo(data, 0);
+        for (int r = 0; r < Size; r++)
+            if (posted[r] is not T[] src || src.Length != data.Length)
+            {
+                Abort(); // every replica sees the same posts and stops here; none is left waiting
+                throw new XceptionException($"all-reduce: replica {r} sent {posted[r]?.Length} values of {posted[r]?.GetType().GetElementType()?.Name}, replica {rank} {data.Length} of {typeof(T).Name}");
+            }
+        Wait(); // the buffer is chosen; every replica sums its slice, each element in rank order
+        var sum = (T[])current!;
+        int lo = (int)((long)data.Length * rank / Size), hi = (int)((long)data.Length * (rank + 1) / Size);
+        var first = (T[])posted[0]!;
+        for (int i = lo; i < hi; i++) sum[i] = T.Zero + first[i];
+        for (int r = 1; r < Size; r++)
+        {
+            var src = (T[])posted[r]!;
+            for (int i = lo; i < hi; i++) sum[i] += src[i];
+        }
+        Wait();
+        if (across is not null)
+        {
+            if (rank == 0)
+            {
+                try
+                {
+                    across(sum);
+                }
+                catch
+                {
+                    Abort();
+                    throw;
+                }
+            }
+            Wait();
+        }
+        sum.CopyTo(data, 0); // the next call's first barrier keeps the buffer until every replica has copied it
     }
 
     sealed class MemberView(LocalGroup group, int rank) : ICollective

@@ -18,6 +18,17 @@ public sealed record StepResult(int GlobalCount, double[] Sums, bool Applied, st
     public double Loss => Sums[0] > 0 ? Sums[1] / Sums[0] : double.NaN;
 }
 
+/// <summary>
+/// A process of the run could not go on (its data failed to load) and told the others at the start of a step;
+/// every process throws this at the same point, so all stop cleanly, with the last checkpoint written whole.
+/// On the process that failed, <see cref="Exception.InnerException"/> is the cause.
+/// </summary>
+public sealed class RunStoppedException(string message, Exception? inner = null) : XceptionException(message, inner)
+{
+    /// <summary>The first process that failed.</summary>
+    public int FailedProcess { get; init; }
+}
+
 /// <summary>A replica failed; the run stops. <see cref="Exception.InnerException"/> is the replica's error.</summary>
 public sealed class ReplicaFailedException(int rank, string device, Exception inner)
     : XceptionException($"replica {rank} on {device} failed: {inner.Message}; the run stops", inner)
@@ -54,6 +65,8 @@ public sealed class DataParallel : IDisposable
         public Device Device { get; } = device;
         public OptimizerState Optimizer { get; } = optimizer;
         public Dictionary<int, (Tensor<float> X, Tensor<float> Grad, Tensor<int> Labels, Tensor<float> Targets)> Buffers { get; } = new();
+        /// <summary>Host staging buffers for the all-reduces, by length, reused every step.</summary>
+        public Dictionary<long, float[]> Flat { get; } = new();
     }
 
     /// <summary>Replicas built from host weights: every replica is made by <paramref name="build"/> and given <paramref name="source"/>'s values.</summary>
@@ -172,6 +185,26 @@ public sealed class DataParallel : IDisposable
         return results[0];
     }
 
+    /// <summary>
+    /// Called instead of <see cref="Step(TrainBatch, float, long, float)"/> by a process that cannot take its
+    /// part of the step (its batch failed to load): the other processes learn it in the step's first exchange,
+    /// and every process throws <see cref="RunStoppedException"/> there. Without other processes, rethrows
+    /// <paramref name="cause"/>.
+    /// </summary>
+    public void StopAll(Exception cause)
+    {
+        if (processes is null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(cause).Throw();
+        try
+        {
+            RunOnReplicas(rank => RunReplica(rank, null, 0f, 0, 0f));
+        }
+        catch (RunStoppedException)
+        {
+            throw new RunStoppedException(cause.Message, cause) { FailedProcess = ProcessRank };
+        }
+        throw new InvalidOperationException("unreachable: the exchange always stops the run");
+    }
+
     /// <summary>Samples [start, start + n) of a batch.</summary>
     static TrainBatch Slice(TrainBatch b, int per, int start, int n)
     {
@@ -209,25 +242,36 @@ public sealed class DataParallel : IDisposable
         if (failed < 0) failed = Array.FindIndex(errors, e => e is not null);
         if (failed < 0) return;
         var error = errors[failed]!;
+        if (error is RunStoppedException) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(error).Throw();
         if (Count == 1 && processes is null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(error).Throw();
         throw new ReplicaFailedException(group.Member(failed).Rank, replicas[failed].Device.Id, error);
     }
 
-    StepResult RunReplica(int rank, TrainBatch share, float lr, long step, float labelSmoothing)
+    /// <param name="share">this replica's images, or null when its process stops the run (see <see cref="StopAll"/>)</param>
+    StepResult RunReplica(int rank, TrainBatch? share, float lr, long step, float labelSmoothing)
     {
         var rep = replicas[rank];
         var (model, d) = (rep.Model, rep.Device);
         var member = group.Member(rank);
-        int n = share.Count, classes = model.Output.OutputShape[0];
+        int n = share?.Count ?? -1, classes = model.Output.OutputShape[0];
         bool alone = GlobalCount == 1;
 
-        // Every replica learns every share's size: the global batch, and whether all have an image.
+        // Every replica learns every share's size: the global batch, whether all have an image, and whether
+        // a process stops the run (a share of -1).
         int global = n;
         if (!alone)
         {
             var counts = new double[GlobalCount];
             counts[member.Rank] = n;
             member.AllReduceSum(counts);
+            int stopping = Array.FindIndex(counts, c => c < 0);
+            if (stopping >= 0)
+            {
+                int process = stopping / Count;
+                throw new RunStoppedException(share is null
+                    ? "this process could not load its data; every process stops"
+                    : $"process {process} could not load its data (its error is printed by it); every process stops") { FailedProcess = process };
+            }
             global = (int)counts.Sum();
             int empty = Array.IndexOf(counts, 0.0);
             if (empty >= 0)
@@ -236,6 +280,7 @@ public sealed class DataParallel : IDisposable
         }
         else if (n == 0) return new StepResult(0, new double[6], false, "an empty batch");
 
+        share = share!;
         if (!rep.Buffers.TryGetValue(n, out var buf))
             rep.Buffers[n] = buf = (Tensor.Zeros(d, [n, .. model.Input.OutputShape]), Tensor.Zeros(d, n, classes),
                 Tensor.Zeros<int>(d, n), Tensor.Zeros(d, n, classes));
@@ -270,19 +315,20 @@ public sealed class DataParallel : IDisposable
         if (!alone)
         {
             var clock = Stopwatch.StartNew();
-            AllReduce(member, model.Parameters.Where(p => p.Trainable).Select(p => p.Grad!).ToList(), 1f);
+            AllReduce(member, rep.Flat, model.Parameters.Where(p => p.Trainable).Select(p => p.Grad!).ToList(), 1f);
             if (rank == 0) { AllReduceTime += clock.Elapsed; AllReduceCalls++; }
             if (!syncBatchNorm)
-                AllReduce(member, model.Parameters.Where(p => !p.Trainable).Select(p => p.Value!).ToList(), 1f / GlobalCount);
+                AllReduce(member, rep.Flat, model.Parameters.Where(p => !p.Trainable).Select(p => p.Value!).ToList(), 1f / GlobalCount);
         }
         rep.Optimizer.Step(lr);
         return result;
     }
 
     /// <summary>Sums tensors over the replicas (one flat buffer, one all-reduce), then scales them.</summary>
-    static void AllReduce(ICollective c, List<Tensor<float>> tensors, float scale)
+    static void AllReduce(ICollective c, Dictionary<long, float[]> staging, List<Tensor<float>> tensors, float scale)
     {
-        var flat = new float[tensors.Sum(t => (long)t.Length)];
+        long length = tensors.Sum(t => (long)t.Length);
+        if (!staging.TryGetValue(length, out var flat)) staging[length] = flat = new float[length];
         long at = 0;
         foreach (var t in tensors) { t.CopyTo(flat.AsSpan((int)at, t.Length)); at += t.Length; }
         c.AllReduceSum(flat);

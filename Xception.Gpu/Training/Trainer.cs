@@ -107,9 +107,23 @@ public sealed class Trainer
             var clock = Stopwatch.StartNew();
             long imagesThisRun = 0;
             double lr = 0;
-            foreach (var b in data.TrainBatches(pos.Epoch, pos.Batch))
+            using var batches = data.TrainBatches(pos.Epoch, pos.Batch).GetEnumerator();
+            while (true)
             {
                 if (settings.MaxSteps is { } m && pos.Step >= m) break;
+                TrainBatch b;
+                try
+                {
+                    if (!batches.MoveNext()) break;
+                    b = batches.Current;
+                }
+                catch (Exception e) when (dp.Processes is { Size: > 1 })
+                {
+                    // The other processes are about to start this step: tell them, so that all stop here
+                    // together (and the checkpoint the first process may be writing is finished).
+                    dp.StopAll(e);
+                    throw;
+                }
                 lr = settings.Schedule.At(pos.Step, pos.Samples, pos.Epoch + pos.Batch / (double)data.StepsPerEpoch);
                 StepResult r;
                 try

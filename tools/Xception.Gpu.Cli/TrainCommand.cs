@@ -67,6 +67,13 @@ static class TrainCommand
             mpi.Dispose(); // MPI_Finalize: every rank gets here after the same last collective
             return code;
         }
+        catch (RunStoppedException e)
+        {
+            // Every rank stopped at the same step (one could not load its data): finish MPI cleanly.
+            Console.Error.WriteLine($"xception: error: rank {mpi.Rank} of {mpi.Size} ({mpi.Host}): {e.Message}");
+            mpi.Dispose();
+            return 1;
+        }
         catch (Exception e)
         {
             // One rank failed: say why, then end every rank (the others would wait in an all-reduce forever).
