@@ -77,13 +77,15 @@ public class DataParallelTests
         return (Math.Sqrt(num / den), worst);
     }
 
-    static List<float[]> RunParallel(Func<Model> build, Model source, int replicas, bool sync, float[] x, int[] labels, int steps, float lr)
+    static List<float[]> RunParallel(Func<Model> build, Model source, int replicas, bool sync, float[] x, int[] labels, int steps, float lr,
+        long bucketBytes = 25L << 20, Action<DataParallel>? inspect = null)
     {
         var devices = Enumerable.Range(0, replicas).Select(_ => Device.Open("cpu")).ToList();
         try
         {
-            using var dp = new DataParallel(build, source, devices, Sgd, sync);
+            using var dp = new DataParallel(build, source, devices, Sgd, sync) { BucketBytes = bucketBytes };
             for (int s = 0; s < steps; s++) dp.Step(x, labels, labels.Length, lr, s);
+            inspect?.Invoke(dp);
             dp.VerifyIdentical();
             return dp.ReplicaModel(0).Parameters.Select(p => (float[])p.Host.Clone()).ToList();
         }
@@ -140,6 +142,24 @@ public class DataParallelTests
             $"float32 floor (one device, batch reversed) {floor:E2}; per-replica BN {perReplica:E2}");
         Assert.True(whole <= Math.Max(1e-3, 2 * floor), $"sync BN update differs from one device's by {whole:E2} (floor {floor:E2})");
         Assert.True(perReplica > 10 * whole, $"per-replica statistics should be far from one device ({perReplica:E2} vs {whole:E2})");
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void OverlappedBucketsGiveTheSameBitsAsOneAllReduceAfterBackward(bool sync)
+    {
+        using var source = Mini();
+        ModelFixtures.Randomize(source, 27);
+        int batch = 7;
+        var x = Data.Uniform(batch * 16 * 16 * 3, 28);
+        var labels = Enumerable.Range(0, batch).Select(i => i % 5).ToArray();
+        var after = RunParallel(Mini, source, 2, sync, x, labels, 2, 0.05f, bucketBytes: 0);
+        int buckets = 0;
+        var overlapped = RunParallel(Mini, source, 2, sync, x, labels, 2, 0.05f, bucketBytes: 64 << 10, inspect: dp => buckets = dp.BucketSizes.Count);
+        Assert.True(buckets > 3, $"expected several 64 KB buckets, got {buckets}");
+        for (int i = 0; i < after.Count; i++)
+            Assert.True(after[i].AsSpan().SequenceEqual(overlapped[i]), $"parameter {i} differs with {buckets} overlapped buckets");
     }
 
     [Fact]

@@ -173,7 +173,11 @@ public sealed class Executor : IDisposable
             if (layer == model.Input) continue;
             var ctx = contexts[li]!;
             Tensor<float>? dOut = li == outLayer.Index ? outputGrad : written[li] ? grads[li] : null;
-            if (dOut is null) continue; // no loss depends on this layer
+            if (dOut is null)
+            {
+                AfterLayerBackward?.Invoke(layer); // no loss depends on this layer: its gradients stay as they were
+                continue;
+            }
             ctx.OutputGrad = dOut;
             var accumulate = new List<(Tensor<float> Temp, Tensor<float> Into)>();
             for (int k = 0; k < layer.Inputs.Count; k++)
@@ -201,8 +205,16 @@ public sealed class Executor : IDisposable
                 Device.Synchronize();
                 Profile[li, 1] += System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalSeconds;
             }
+            AfterLayerBackward?.Invoke(layer);
         }
     }
+
+    /// <summary>
+    /// Called during <see cref="Backward"/> as soon as a layer's parameter gradients are final (layers come in
+    /// reverse order), on the thread running the backward pass: data parallelism starts reducing them here,
+    /// while the earlier layers are still being differentiated.
+    /// </summary>
+    public Action<Layer>? AfterLayerBackward { get; set; }
 
     /// <summary>Saved slot, keyed by the forked tensor's layer, for a second reader's gradient before it is summed.</summary>
     const int AccumulationSlot = 1000;

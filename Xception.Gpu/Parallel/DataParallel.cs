@@ -58,6 +58,7 @@ public sealed class DataParallel : IDisposable
     readonly ICollective? processes;
     readonly bool syncBatchNorm;
     readonly bool ownsFirst;
+    LocalGroup? bucketGroup;
 
     sealed class Replica(Model model, Device device, OptimizerState optimizer)
     {
@@ -67,6 +68,16 @@ public sealed class DataParallel : IDisposable
         public Dictionary<int, (Tensor<float> X, Tensor<float> Grad, Tensor<int> Labels, Tensor<float> Targets)> Buffers { get; } = new();
         /// <summary>Host staging buffers for the all-reduces, by length, reused every step.</summary>
         public Dictionary<long, float[]> Flat { get; } = new();
+        /// <summary>The gradient buckets (null until first needed, or when buckets are off).</summary>
+        public List<Bucket>? Buckets { get; set; }
+    }
+
+    /// <summary>Consecutive trainable parameters (in reverse layer order) all-reduced together.</summary>
+    sealed class Bucket(List<Parameter> parameters)
+    {
+        public List<Parameter> Parameters { get; } = parameters;
+        public float[] Host { get; } = new float[parameters.Sum(p => (long)p.Length)];
+        public int Pending;
     }
 
     /// <summary>Replicas built from host weights: every replica is made by <paramref name="build"/> and given <paramref name="source"/>'s values.</summary>
@@ -87,6 +98,9 @@ public sealed class DataParallel : IDisposable
     public static DataParallel Around(Model first, Func<Model> build, IReadOnlyList<Device> devices, OptimizerSettings optimizer,
         bool syncBatchNorm = false, ICollective? processes = null) =>
         new(first, build, first, devices, optimizer, syncBatchNorm, processes);
+
+    /// <summary>Gradient buckets in use: their count and sizes in bytes (empty before the first overlapped step).</summary>
+    public IReadOnlyList<long> BucketSizes => replicas[0].Buckets?.Select(b => b.Host.LongLength * 4).ToList() ?? [];
 
     /// <summary>One bound model on its own device: single-device training through the same interface.</summary>
     public static DataParallel Single(Model bound, OptimizerSettings optimizer) =>
@@ -152,7 +166,22 @@ public sealed class DataParallel : IDisposable
     /// <summary>This process's part of every batch (for the data loader), or null when it takes whole batches.</summary>
     public BatchShard? Shard => processes is null ? null : new BatchShard(ProcessRank * Count, Count, GlobalCount);
 
-    /// <summary>Wall time the first replica spent in gradient all-reduces (copies and waits included), and how many.</summary>
+    /// <summary>
+    /// Gradient bucket size for overlapping the all-reduce with the backward pass (PyTorch DDP's default is
+    /// 25 MB): as soon as the layers behind a bucket's parameters are differentiated, the bucket is copied to
+    /// the host and summed on a separate thread while the backward pass goes on. 0 reduces all gradients in
+    /// one piece after the backward pass. Results are the same bits either way (every value is summed over the
+    /// replicas in rank order). Under MPI with <c>syncBatchNorm</c> the backward pass itself all-reduces, and
+    /// MPI is used from one thread at a time, so there the reduction waits for the backward pass.
+    /// </summary>
+    public long BucketBytes { get; set; } = 25L << 20;
+
+    bool Overlapped => GlobalCount > 1 && BucketBytes > 0 && !(processes is not null && syncBatchNorm);
+
+    /// <summary>
+    /// Wall time the first replica spent on the gradient all-reduce that was not hidden behind its backward
+    /// pass (copies and waiting for slower replicas included), and how many steps.
+    /// </summary>
     public TimeSpan AllReduceTime { get; private set; }
     public long AllReduceCalls { get; private set; }
 
@@ -226,6 +255,7 @@ public sealed class DataParallel : IDisposable
             {
                 errors[rank] = e;
                 group.Abort(); // release the replicas waiting for this one in an all-reduce
+                bucketGroup?.Abort();
             }
         }
         var threads = new Thread[Count - 1];
@@ -311,17 +341,102 @@ public sealed class DataParallel : IDisposable
             for (int i = 0; i < g.Length; i++) g[i] *= part;
             buf.Grad.CopyFrom(g);
         }
-        ex.Backward(buf.Grad);
-        if (!alone)
+        if (alone) ex.Backward(buf.Grad);
+        else if (Overlapped) BackwardOverlapped(rank, ex, buf.Grad);
+        else
         {
+            ex.Backward(buf.Grad);
             var clock = Stopwatch.StartNew();
             AllReduce(member, rep.Flat, model.Parameters.Where(p => p.Trainable).Select(p => p.Grad!).ToList(), 1f);
             if (rank == 0) { AllReduceTime += clock.Elapsed; AllReduceCalls++; }
+        }
+        if (!alone)
+        {
             if (!syncBatchNorm)
                 AllReduce(member, rep.Flat, model.Parameters.Where(p => !p.Trainable).Select(p => p.Value!).ToList(), 1f / GlobalCount);
         }
         rep.Optimizer.Step(lr);
         return result;
+    }
+
+    /// <summary>
+    /// The backward pass with the gradient all-reduce overlapped: a bucket is staged on the host as soon as its
+    /// layers are done and summed by this replica's reducer thread (buckets become ready in the same order on
+    /// every replica, so the collectives match); after the backward pass the sums are copied back.
+    /// </summary>
+    void BackwardOverlapped(int rank, Executor ex, Tensor<float> outputGrad)
+    {
+        var rep = replicas[rank];
+        if (rep.Buckets is null)
+        {
+            // Every replica cuts the same buckets: the same model, walked in the same order.
+            rep.Buckets = new List<Bucket>();
+            var current = new List<Parameter>();
+            long bytes = 0;
+            foreach (var layer in rep.Model.Layers.Reverse())
+                foreach (var p in layer.Parameters.Where(p => p.Trainable))
+                {
+                    current.Add(p); bytes += 4L * p.Length;
+                    if (bytes >= BucketBytes) { rep.Buckets.Add(new Bucket(current)); current = new(); bytes = 0; }
+                }
+            if (current.Count > 0) rep.Buckets.Add(new Bucket(current));
+        }
+        lock (replicas) bucketGroup ??= new LocalGroup(Count, processes);
+        var member = bucketGroup.Member(rank);
+        var buckets = rep.Buckets;
+        var owner = new Dictionary<Parameter, Bucket>();
+        foreach (var b in buckets)
+        {
+            b.Pending = b.Parameters.Count;
+            foreach (var p in b.Parameters) owner[p] = b;
+        }
+        using var ready = new System.Collections.Concurrent.BlockingCollection<Bucket>();
+        Exception? reduceError = null;
+        var reducer = new Thread(() =>
+        {
+            try
+            {
+                foreach (var b in ready.GetConsumingEnumerable()) member.AllReduceSum(b.Host);
+            }
+            catch (Exception e)
+            {
+                reduceError = e;
+                bucketGroup.Abort();
+                group.Abort();
+            }
+        }) { IsBackground = true, Name = $"replica {rank} all-reduce" };
+        reducer.Start();
+        ex.AfterLayerBackward = layer =>
+        {
+            foreach (var p in layer.Parameters)
+            {
+                if (!p.Trainable || !owner.TryGetValue(p, out var b) || --b.Pending > 0) continue;
+                long at = 0;
+                foreach (var q in b.Parameters) { q.Grad!.CopyTo(b.Host.AsSpan((int)at, q.Length)); at += q.Length; }
+                ready.Add(b);
+            }
+        };
+        Stopwatch clock;
+        try
+        {
+            ex.Backward(outputGrad);
+        }
+        finally
+        {
+            ex.AfterLayerBackward = null;
+            ready.CompleteAdding();
+            clock = Stopwatch.StartNew();
+            reducer.Join();
+        }
+        if (reduceError is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(reduceError).Throw();
+        if (buckets.Any(b => b.Pending > 0))
+            throw new XceptionException("internal: a gradient bucket was never completed by the backward pass");
+        foreach (var b in buckets)
+        {
+            long at = 0;
+            foreach (var q in b.Parameters) { q.Grad!.CopyFrom(b.Host.AsSpan((int)at, q.Length)); at += q.Length; }
+        }
+        if (rank == 0) { AllReduceTime += clock.Elapsed; AllReduceCalls++; }
     }
 
     /// <summary>Sums tensors over the replicas (one flat buffer, one all-reduce), then scales them.</summary>

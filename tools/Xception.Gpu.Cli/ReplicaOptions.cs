@@ -13,18 +13,20 @@ sealed class ReplicaOptions : IDisposable
           --devices L         data parallelism: one replica per device, e.g. cpu:0,cpu:1, cuda:0,cuda:1, or a
                               count: cuda*2, cpu*3 (each batch is split over the replicas, gradients averaged)
           --sync-bn           batch-norm statistics over the whole batch (all replicas), not each replica's share
+          --bucket-mb M       overlap the gradient all-reduce with the backward pass in buckets of M MB (25; 0: after it)
           --cpu-threads N     cores each CPU replica runs on (default: the process's cores shared among its CPU replicas)
           --distributed mpi   one process per rank under mpirun -np N (Open MPI); each rank drives its --devices
                               (cuda*K takes the K GPUs after those of the ranks before it on the machine), the
                               all-reduce spans all ranks, rank 0 writes checkpoints and logs
         """;
 
-    public static readonly string[] Options = ["device", "devices", "cpu-threads", "distributed"];
+    public static readonly string[] Options = ["device", "devices", "cpu-threads", "distributed", "bucket-mb"];
     public static readonly string[] Flags = ["sync-bn"];
 
     public List<Device> Devices { get; } = new();
     public MpiCollective? Mpi { get; }
     public bool SyncBatchNorm { get; }
+    public long BucketBytes { get; }
     public bool IsRoot => Mpi is null || Mpi.Rank == 0;
 
     /// <summary>Replicas in the whole run.</summary>
@@ -33,6 +35,7 @@ sealed class ReplicaOptions : IDisposable
     public ReplicaOptions(Args a)
     {
         SyncBatchNorm = a.Flag("sync-bn");
+        BucketBytes = (long)(a.Double("bucket-mb", 25, 0, 1 << 20) * (1 << 20));
         if (a.String("device") is not null && a.String("devices") is not null)
             throw new UsageException("give --device (one device) or --devices (replicas), not both");
         switch (a.String("distributed")?.ToLowerInvariant())

@@ -33,14 +33,15 @@ static class ScalingBench
         var b = new TrainBatch(x, batch, labels, null);
 
         Console.WriteLine($"{modelName} {config.ImageSize}x{config.ImageSize}, {source.TotalParams:N0} parameters ({gradientBytes / 1e6:F1} MB of gradients); global batch {batch}; " +
-                          $"{steps} timed steps after 1 warm-up; batch norm {(placement.SyncBatchNorm ? "synchronized" : "per replica")}");
+                          $"{steps} timed steps after 1 warm-up; batch norm {(placement.SyncBatchNorm ? "synchronized" : "per replica")}; " +
+                          (placement.BucketBytes > 0 ? $"all-reduce overlapped with the backward pass in {placement.BucketBytes / (double)(1 << 20):G3} MB buckets" : "all-reduce after the backward pass"));
         Console.WriteLine(placement.Describe(batch));
         Console.WriteLine($"{"replicas",8} {"img/s",9} {"ms/step",10} {"all-reduce ms",14} {"GB/s",7} {"speed-up",9} {"efficiency",11}");
         double baseRate = 0;
         for (int k = 1; k <= n; k++)
         {
             var devices = placement.Devices.Take(k).ToList();
-            using var dp = new DataParallel(() => XceptionBuilder.Build(config), source, devices, optimizer, placement.SyncBatchNorm);
+            using var dp = new DataParallel(() => XceptionBuilder.Build(config), source, devices, optimizer, placement.SyncBatchNorm) { BucketBytes = placement.BucketBytes };
             dp.Step(b, 0.01f, 0); // warm-up: kernels compiled, executors planned
             foreach (var d in devices) d.Synchronize();
             var before = dp.AllReduceTime;

@@ -134,6 +134,7 @@ static class TrainCommand
         model.Bind(device);
         using var replicas = DataParallel.Around(model, () => XceptionBuilder.Build(config), placement.Devices, settings.Optimizer,
             placement.SyncBatchNorm, placement.Mpi);
+        replicas.BucketBytes = placement.BucketBytes;
 
         Say($"data: {source.Description}; {split.Train.Length} training, {split.Validation.Length} validation images");
         Say($"model: {modelName} {config.ImageSize}x{config.ImageSize}x{config.InputChannels}, {config.Classes} classes, {model.TotalParams:N0} parameters; {placement.Describe(settings.Batch)}");
