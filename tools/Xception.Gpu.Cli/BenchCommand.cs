@@ -28,7 +28,7 @@ static class BenchCommand
 
     public static int Run(string[] argv)
     {
-        var a = new Args(argv, ["op", "device", "batch", "image-size", "min-seconds", "devices", "model", "steps", "cpu-threads"], ["backward", "help", "sync-bn"], "bench");
+        var a = new Args(argv, ["op", "batch", "image-size", "min-seconds", "model", "steps", .. ReplicaOptions.Options], ["backward", "help", .. ReplicaOptions.Flags], "bench");
         if (a.Flag("help")) { Console.WriteLine(Help); return 0; }
         if (a.Positional.Count > 0) throw new UsageException($"'bench' takes no positional arguments, got '{a.Positional[0]}'");
         if (a.String("devices") is not null) return ScalingBench.Run(a);
