@@ -24,6 +24,7 @@ static class BenchCommand
         first 1, 2, ..., all devices of L (e.g. cpu*2, cuda*4, cuda:0,cuda:1). Each row: replicas, images/s,
         milliseconds per step, milliseconds of it in the gradient all-reduce (copies and waiting included),
         the all-reduce's bandwidth (gradient bytes / time), speed-up and efficiency against one replica.
+        Under mpirun with --distributed mpi: the time of MPI_Allreduce on the model's gradients alone.
         """;
 
     public static int Run(string[] argv)

@@ -11,7 +11,7 @@ static class ScalingBench
     public static int Run(Args a)
     {
         using var placement = new ReplicaOptions(a);
-        if (placement.Mpi is not null) throw new UsageException("bench --devices measures replicas in one process; --distributed is for train");
+        if (placement.Mpi is { } mpi) return MpiAllReduce(a, mpi);
         int n = placement.Devices.Count;
         string modelName = a.String("model", "xception-mini").ToLowerInvariant();
         var config = modelName switch
@@ -73,6 +73,29 @@ static class ScalingBench
             double t1 = clock.Elapsed.TotalSeconds / rounds;
             Console.WriteLine($"all-reduce alone, {n} replicas, {gradientBytes / 1e6:F1} MB: {t1 * 1e3:F1} ms ({gradientBytes / t1 / 1e9:F2} GB/s of gradients)");
         }
+        return 0;
+    }
+
+    /// <summary>Under mpirun: the time of MPI_Allreduce on the model's gradients alone, rank 0 printing.</summary>
+    static int MpiAllReduce(Args a, MpiCollective mpi)
+    {
+        string modelName = a.String("model", "xception").ToLowerInvariant();
+        var config = modelName == "xception-mini" ? XceptionConfig.Mini(32, 3, 10) : new XceptionConfig();
+        using var model = XceptionBuilder.Build(config);
+        var grads = new float[model.TrainableParams];
+        for (int i = 0; i < grads.Length; i++) grads[i] = i % 7;
+        int rounds = a.Int("steps", 5, 1, 10000);
+        mpi.AllReduceSum(grads); // warm-up: connections, registration
+        var clock = Stopwatch.StartNew();
+        for (int r = 0; r < rounds; r++) mpi.AllReduceSum(grads);
+        double t = clock.Elapsed.TotalSeconds / rounds;
+        var all = new double[mpi.Size];
+        all[mpi.Rank] = t;
+        mpi.AllReduceSum(all);
+        if (mpi.Rank == 0)
+            Console.WriteLine($"MPI_Allreduce over {mpi.Size} ranks, {modelName} gradients {grads.Length * 4 / 1e6:F1} MB: " +
+                              $"{all.Max() * 1e3:F1} ms (slowest rank), {grads.Length * 4 / all.Max() / 1e9:F2} GB/s of gradients; {rounds} rounds");
+        mpi.Dispose();
         return 0;
     }
 }
