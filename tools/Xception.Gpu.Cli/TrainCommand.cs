@@ -44,7 +44,7 @@ static class TrainCommand
           --log F             per-epoch log, JSON lines or .csv (default <dir>/log.jsonl)
           --verify-every N    with several replicas: check every N steps that they hold identical weights (100)
         devices:
-        """ + ReplicaOptions.HelpText;
+        """ + "\n" + ReplicaOptions.HelpText;
 
     /// <summary>The no-option run: 2,500 synthetic images (2,250 to train), 3 epochs: under 5 minutes on 2 CPU cores.</summary>
     const string DefaultData = "synthetic:2500";
