@@ -115,6 +115,18 @@ public class DistributedTrainingTests
         Assert.Contains("start the ranks with mpirun", output);
     }
 
+    [Fact]
+    public void BenchDevicesPrintsARowPerReplicaCount()
+    {
+        // A smoke test of the command (the figures themselves go to BENCHMARKS.md, never into assertions).
+        var (code, output) = Cli("bench", "--devices", "cpu*2", "--image-size", "16", "--batch", "4", "--steps", "1", "--bucket-mb", "0.1");
+        Assert.True(code == 0, output);
+        Assert.Matches(@"(?m)^ +1 +[\d.]+ +[\d.]+ +0\.0 +- +1\.00 +100 ?%", output);
+        Assert.Matches(@"(?m)^ +2 +[\d.]+ +[\d.]+ +[\d.]+ +[\d.]+ +[\d.]+ +\d+ ?%", output);
+        Assert.Contains("all-reduce alone, 2 replicas, 3.8 MB", output);
+        Assert.Contains("buckets", output);
+    }
+
     /// <summary>A training image folder whose one unreadable image falls in the third batch of the first epoch (on its second replica's share).</summary>
     static string FolderWithBadImageInBatch3(TempDir tmp, int seed)
     {
