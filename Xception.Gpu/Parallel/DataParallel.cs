@@ -1,40 +1,10 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 using Xception.Gpu.Data;
 using Xception.Gpu.Graph;
 using Xception.Gpu.Ops;
 using Xception.Gpu.Training;
 
 namespace Xception.Gpu.Parallel;
-
-/// <summary>What one synchronous step did, the same on every replica and every process.</summary>
-/// <param name="GlobalCount">images in the step over all replicas</param>
-/// <param name="Sums">the step's metric sums over all replicas (see <see cref="Evaluation.Accumulator.Save"/>)</param>
-/// <param name="Applied">false when the step was skipped: no replica changed</param>
-/// <param name="Skipped">why it was skipped (null when applied, or when the loss was not finite)</param>
-public sealed record StepResult(int GlobalCount, double[] Sums, bool Applied, string? Skipped)
-{
-    /// <summary>The mean loss over the global batch.</summary>
-    public double Loss => Sums[0] > 0 ? Sums[1] / Sums[0] : double.NaN;
-}
-
-/// <summary>
-/// A process of the run could not go on (its data failed to load) and told the others at the start of a step;
-/// every process throws this at the same point, so all stop cleanly, with the last checkpoint written whole.
-/// On the process that failed, <see cref="Exception.InnerException"/> is the cause.
-/// </summary>
-public sealed class RunStoppedException(string message, Exception? inner = null) : XceptionException(message, inner)
-{
-    /// <summary>The first process that failed.</summary>
-    public int FailedProcess { get; init; }
-}
-
-/// <summary>A replica failed; the run stops. <see cref="Exception.InnerException"/> is the replica's error.</summary>
-public sealed class ReplicaFailedException(int rank, string device, Exception inner)
-    : XceptionException($"replica {rank} on {device} failed: {inner.Message}; the run stops", inner)
-{
-    public int Rank { get; } = rank;
-}
 
 /// <summary>
 /// Synchronous data-parallel SGD: one model replica per device, each batch split evenly over the replicas
@@ -51,7 +21,7 @@ public sealed class ReplicaFailedException(int rank, string device, Exception in
 ///
 /// With one replica and no processes this is plain single-device training: no all-reduce, no copies.
 /// </summary>
-public sealed class DataParallel : IDisposable
+public sealed partial class DataParallel : IDisposable
 {
     readonly List<Replica> replicas = new();
     readonly LocalGroup group;
@@ -72,14 +42,6 @@ public sealed class DataParallel : IDisposable
         public List<Bucket>? Buckets { get; set; }
     }
 
-    /// <summary>Consecutive trainable parameters (in reverse layer order) all-reduced together.</summary>
-    sealed class Bucket(List<Parameter> parameters)
-    {
-        public List<Parameter> Parameters { get; } = parameters;
-        public float[] Host { get; } = new float[parameters.Sum(p => (long)p.Length)];
-        public int Pending;
-    }
-
     /// <summary>Replicas built from host weights: every replica is made by <paramref name="build"/> and given <paramref name="source"/>'s values.</summary>
     /// <param name="build">makes one replica's model (same configuration each call)</param>
     /// <param name="source">the weights every replica starts from (host values)</param>
@@ -98,9 +60,6 @@ public sealed class DataParallel : IDisposable
     public static DataParallel Around(Model first, Func<Model> build, IReadOnlyList<Device> devices, OptimizerSettings optimizer,
         bool syncBatchNorm = false, ICollective? processes = null) =>
         new(first, build, first, devices, optimizer, syncBatchNorm, processes);
-
-    /// <summary>Gradient buckets in use: their count and sizes in bytes (empty before the first overlapped step).</summary>
-    public IReadOnlyList<long> BucketSizes => replicas[0].Buckets?.Select(b => b.Host.LongLength * 4).ToList() ?? [];
 
     /// <summary>One bound model on its own device: single-device training through the same interface.</summary>
     public static DataParallel Single(Model bound, OptimizerSettings optimizer) =>
@@ -165,18 +124,6 @@ public sealed class DataParallel : IDisposable
 
     /// <summary>This process's part of every batch (for the data loader), or null when it takes whole batches.</summary>
     public BatchShard? Shard => processes is null ? null : new BatchShard(ProcessRank * Count, Count, GlobalCount);
-
-    /// <summary>
-    /// Gradient bucket size for overlapping the all-reduce with the backward pass (PyTorch DDP's default is
-    /// 25 MB): as soon as the layers behind a bucket's parameters are differentiated, the bucket is copied to
-    /// the host and summed on a separate thread while the backward pass goes on. 0 reduces all gradients in
-    /// one piece after the backward pass. Results are the same bits either way (every value is summed over the
-    /// replicas in rank order). Under MPI with <c>syncBatchNorm</c> the backward pass itself all-reduces, and
-    /// MPI is used from one thread at a time, so there the reduction waits for the backward pass.
-    /// </summary>
-    public long BucketBytes { get; set; } = 25L << 20;
-
-    bool Overlapped => GlobalCount > 1 && BucketBytes > 0 && !(processes is not null && syncBatchNorm);
 
     /// <summary>
     /// Wall time the first replica spent on the gradient all-reduce that was not hidden behind its backward
@@ -277,7 +224,7 @@ public sealed class DataParallel : IDisposable
         throw new ReplicaFailedException(group.Member(failed).Rank, replicas[failed].Device.Id, error);
     }
 
-    /// <param name="share">this replica's images, or null when its process stops the run (see <see cref="StopAll"/>)</param>
+    // share: this replica's images, or null when its process stops the run (see StopAll).
     StepResult RunReplica(int rank, TrainBatch? share, float lr, long step, float labelSmoothing)
     {
         var rep = replicas[rank];
@@ -310,7 +257,7 @@ public sealed class DataParallel : IDisposable
         }
         else if (n == 0) return new StepResult(0, new double[6], false, "an empty batch");
 
-        share = share!;
+        if (share is null) throw new InvalidOperationException("unreachable: a stopping process never gets past the exchange");
         if (!rep.Buffers.TryGetValue(n, out var buf))
             rep.Buffers[n] = buf = (Tensor.Zeros(d, [n, .. model.Input.OutputShape]), Tensor.Zeros(d, n, classes),
                 Tensor.Zeros<int>(d, n), Tensor.Zeros(d, n, classes));
@@ -359,86 +306,6 @@ public sealed class DataParallel : IDisposable
         return result;
     }
 
-    /// <summary>
-    /// The backward pass with the gradient all-reduce overlapped: a bucket is staged on the host as soon as its
-    /// layers are done and summed by this replica's reducer thread (buckets become ready in the same order on
-    /// every replica, so the collectives match); after the backward pass the sums are copied back.
-    /// </summary>
-    void BackwardOverlapped(int rank, Executor ex, Tensor<float> outputGrad)
-    {
-        var rep = replicas[rank];
-        if (rep.Buckets is null)
-        {
-            // Every replica cuts the same buckets: the same model, walked in the same order.
-            rep.Buckets = new List<Bucket>();
-            var current = new List<Parameter>();
-            long bytes = 0;
-            foreach (var layer in rep.Model.Layers.Reverse())
-                foreach (var p in layer.Parameters.Where(p => p.Trainable))
-                {
-                    current.Add(p); bytes += 4L * p.Length;
-                    if (bytes >= BucketBytes) { rep.Buckets.Add(new Bucket(current)); current = new(); bytes = 0; }
-                }
-            if (current.Count > 0) rep.Buckets.Add(new Bucket(current));
-        }
-        lock (replicas) bucketGroup ??= new LocalGroup(Count, processes);
-        var member = bucketGroup.Member(rank);
-        var buckets = rep.Buckets;
-        var owner = new Dictionary<Parameter, Bucket>();
-        foreach (var b in buckets)
-        {
-            b.Pending = b.Parameters.Count;
-            foreach (var p in b.Parameters) owner[p] = b;
-        }
-        using var ready = new System.Collections.Concurrent.BlockingCollection<Bucket>();
-        Exception? reduceError = null;
-        var reducer = new Thread(() =>
-        {
-            try
-            {
-                foreach (var b in ready.GetConsumingEnumerable()) member.AllReduceSum(b.Host);
-            }
-            catch (Exception e)
-            {
-                reduceError = e;
-                bucketGroup.Abort();
-                group.Abort();
-            }
-        }) { IsBackground = true, Name = $"replica {rank} all-reduce" };
-        reducer.Start();
-        ex.AfterLayerBackward = layer =>
-        {
-            foreach (var p in layer.Parameters)
-            {
-                if (!p.Trainable || !owner.TryGetValue(p, out var b) || --b.Pending > 0) continue;
-                long at = 0;
-                foreach (var q in b.Parameters) { q.Grad!.CopyTo(b.Host.AsSpan((int)at, q.Length)); at += q.Length; }
-                ready.Add(b);
-            }
-        };
-        Stopwatch clock;
-        try
-        {
-            ex.Backward(outputGrad);
-        }
-        finally
-        {
-            ex.AfterLayerBackward = null;
-            ready.CompleteAdding();
-            clock = Stopwatch.StartNew();
-            reducer.Join();
-        }
-        if (reduceError is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(reduceError).Throw();
-        if (buckets.Any(b => b.Pending > 0))
-            throw new XceptionException("internal: a gradient bucket was never completed by the backward pass");
-        foreach (var b in buckets)
-        {
-            long at = 0;
-            foreach (var q in b.Parameters) { q.Grad!.CopyFrom(b.Host.AsSpan((int)at, q.Length)); at += q.Length; }
-        }
-        if (rank == 0) { AllReduceTime += clock.Elapsed; AllReduceCalls++; }
-    }
-
     /// <summary>Sums tensors over the replicas (one flat buffer, one all-reduce), then scales them.</summary>
     static void AllReduce(ICollective c, Dictionary<long, float[]> staging, List<Tensor<float>> tensors, float scale)
     {
@@ -482,52 +349,6 @@ public sealed class DataParallel : IDisposable
             for (int i = 0; i < to.Count; i++) to[i].Set(from[i].Host);
             r.Optimizer.Import(state, "replica 0");
         }
-    }
-
-    /// <summary>
-    /// Checks that every replica, in every process, holds the same weights and statistics bit for bit: each
-    /// hashes its own (64-bit FNV-1a over the float bits) and the hashes are gathered by an all-reduce. A
-    /// mismatch means the replicas drifted apart: an error, never silently averaged away.
-    /// </summary>
-    public void VerifyIdentical()
-    {
-        if (GlobalCount == 1) return;
-        var gathered = new double[Count][];
-        RunOnReplicas(rank =>
-        {
-            var m = replicas[rank].Model;
-            m.SyncToHost();
-            ulong h = Checksum(m);
-            var member = group.Member(rank);
-            var slots = new double[2 * GlobalCount];
-            slots[2 * member.Rank] = h >> 32;
-            slots[2 * member.Rank + 1] = h & 0xffffffff;
-            member.AllReduceSum(slots);
-            gathered[rank] = slots;
-        });
-        var all = gathered[0];
-        for (int k = 1; k < GlobalCount; k++)
-            if (all[2 * k] != all[0] || all[2 * k + 1] != all[1])
-            {
-                int process = k / Count, local = k % Count;
-                string where = processes is null ? $"{replicas[local].Device.Id}" : $"process {process}, local replica {local}";
-                throw new XceptionException($"replica {k} ({where}) drifted from replica 0: its weights differ (checksum {Hex(all, k)} vs {Hex(all, 0)}); the replicas are no longer in sync");
-            }
-
-        static string Hex(double[] s, int k) => $"{(ulong)s[2 * k] << 32 | (ulong)s[2 * k + 1]:x16}";
-    }
-
-    /// <summary>64-bit FNV-1a over the bits of every parameter's host values.</summary>
-    public static ulong Checksum(Model m)
-    {
-        ulong h = 14695981039346656037UL;
-        foreach (var p in m.Parameters)
-            foreach (uint bits in MemoryMarshal.Cast<float, uint>(p.Host))
-            {
-                h ^= bits;
-                h *= 1099511628211UL;
-            }
-        return h;
     }
 
     public void Dispose()
