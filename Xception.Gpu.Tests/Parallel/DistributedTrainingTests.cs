@@ -240,6 +240,20 @@ public class DistributedTrainingTests
     }
 
     [Fact]
+    public void SkippedImagesAreCountedOverAllRanks()
+    {
+        RequireMpirun();
+        using var tmp = new TempDir();
+        var data = FolderWithBadImageInBatch3(tmp, 5);
+        // Without --strict the bad image (on rank 1's shard) is skipped: that step runs on 3 images (2 + 1,
+        // weighted as such), and rank 0 reports the count of all ranks.
+        var (code, output) = RunMpi(2, TimeSpan.FromMinutes(5), "train", "--data", data, "--batch", "4", "--val-split", "0", "--seed", "5",
+            "--epochs", "1", "--distributed", "mpi", "--devices", "cpu", "--checkpoint-dir", tmp["run"]);
+        Assert.True(code == 0, output);
+        Assert.Contains("1 unreadable images skipped so far", output);
+    }
+
+    [Fact]
     public void AKilledRankEndsTheJobAndTheRunResumes()
     {
         RequireMpirun();

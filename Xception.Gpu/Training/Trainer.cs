@@ -159,8 +159,21 @@ public sealed class Trainer
                 ? dp.Evaluate(data.ValidationBatches(), data.Classes, data.MultiLabel, settings.LabelSmoothing)
                 : null;
             var report = new EpochReport(pos.Epoch + 1, pos.Step, lr, running.Result(), val, seconds, imagesThisRun / Math.Max(seconds, 1e-9));
-            if (data.Skipped?.Invoke() is { Count: > 0 } skipped)
-                obs.OnWarning($"{skipped.Count} unreadable images skipped so far (e.g. {string.Join(", ", skipped.Examples.Take(3))})");
+            if (data.Skipped?.Invoke() is { } skipped)
+            {
+                // Under MPI each process reads its own shard: the count is the sum over the processes (every
+                // process takes part in this all-reduce), the examples are this process's.
+                long count = skipped.Count;
+                if (dp.Processes is { Size: > 1 } processes)
+                {
+                    var all = new double[] { count };
+                    processes.AllReduceSum(all);
+                    count = (long)all[0];
+                }
+                if (count > 0)
+                    obs.OnWarning($"{count} unreadable images skipped so far" +
+                                  (skipped.Examples.Count > 0 ? $" (e.g. {string.Join(", ", skipped.Examples.Take(3))})" : ""));
+            }
             if (finished)
             {
                 pos = new TrainPosition(pos.Epoch + 1, 0, pos.Step, pos.Samples);
