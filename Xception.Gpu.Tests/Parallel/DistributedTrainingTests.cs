@@ -22,14 +22,7 @@ public class DistributedTrainingTests
         ["train", "--data", "synthetic:120", "--batch", "16", "--steps", "3", "--val-split", "0.2", "--seed", "4", "--cpu-threads", "1",
          "--checkpoint-dir", dir, "--save", Path.Combine(dir, "final.safetensors"), .. more];
 
-    static (int Code, string Out) Cli(params string[] args)
-    {
-        var (o, e) = (Console.Out, Console.Error);
-        var w = new StringWriter();
-        Console.SetOut(w); Console.SetError(w);
-        try { return (Gpu.Cli.Cli.Run(args), w.ToString()); }
-        finally { Console.SetOut(o); Console.SetError(e); }
-    }
+    static (int Code, string Out) Cli(params string[] args) => CliRun.Run(args);
 
     static List<NamedTensor> Weights(string file) => SafeTensors.Read(file).Tensors.ToList();
 

@@ -7,14 +7,7 @@ namespace Xception.Gpu.Tests.Training;
 /// <summary>`xception train` and `eval` in-process on tiny runs: what they write and how they fail.</summary>
 public class TrainCliTests
 {
-    static (int Code, string Out) Run(params string[] args)
-    {
-        var (o, e) = (Console.Out, Console.Error);
-        var w = new StringWriter();
-        Console.SetOut(w); Console.SetError(w);
-        try { return (Gpu.Cli.Cli.Run(args), w.ToString()); }
-        finally { Console.SetOut(o); Console.SetError(e); }
-    }
+    static (int Code, string Out) Run(params string[] args) => CliRun.Run(args);
 
     static string[] Tiny(string dir, params string[] more) =>
         ["train", "--data", "synthetic:80", "--batch", "16", "--epochs", "2", "--val-split", "0.2", "--device", "cpu", "--checkpoint-dir", dir, .. more];
