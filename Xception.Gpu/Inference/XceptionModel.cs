@@ -17,7 +17,9 @@ public sealed record Prediction(int Index, string Label, float Probability);
 /// foreach (var p in model.Classify("cat.jpg", top: 5))
 ///     Console.WriteLine($"{p.Label}: {p.Probability:P1}");
 /// </code>
-/// Not thread-safe: use one instance per thread.
+/// Thread-safe: one instance serves any number of threads. Calls that arrive while the device is busy are
+/// combined into the next run (see <see cref="Run"/>), and every image gets bit for bit the result it gets
+/// alone, whatever else runs with it.
 /// </summary>
 public sealed partial class XceptionModel : IDisposable
 {
@@ -90,35 +92,31 @@ public sealed partial class XceptionModel : IDisposable
     /// <summary>
     /// Runs preprocessed NHWC float32 input, <paramref name="count"/> images of ImageSize x ImageSize x
     /// InputChannels, and returns the outputs [count, classes] (logits, or the pooled features without the
-    /// classifier). Runs in batches of at most <paramref name="batch"/>.
+    /// classifier). Runs in batches of at most <paramref name="batch"/>. Safe to call from many threads at once
+    /// (see <see cref="XceptionModel"/>). Input that holds NaN or an infinity is refused.
     /// </summary>
-    public float[] Logits(ReadOnlySpan<float> input, int count, int batch = 16)
-    {
-        int per = ImageSize * ImageSize * Config.InputChannels;
-        if (count < 1 || input.Length != (long)count * per)
-            throw new ShapeException("xception", $"input of {input.Length} values does not hold {count} images of {ImageSize}x{ImageSize}x{Config.InputChannels} ({(long)count * per} values)");
-        int outPer = Model.Output.OutputShape.Aggregate(1, (a, b) => a * b);
-        var result = new float[(long)count * outPer];
-        for (int start = 0; start < count; start += batch)
-        {
-            int n = Math.Min(batch, count - start);
-            using var x = Tensor.From(device, input.Slice(start * per, n * per).ToArray(), n, ImageSize, ImageSize, Config.InputChannels);
-            var y = Model.Executor(n, training: false).Forward(x).ToArray();
-            y.CopyTo(result, (long)start * outPer);
-        }
-        return result;
-    }
+    public float[] Logits(ReadOnlySpan<float> input, int count, int batch = 16) => Submit(input, count, batch, softmax: false);
 
     /// <summary>Softmax probabilities [count, classes] for preprocessed input (see <see cref="Logits"/>).</summary>
     public float[] Probabilities(ReadOnlySpan<float> input, int count, int batch = 16)
     {
         if (!Config.IncludeTop) throw new XceptionException("this model has no classifier (include_top is off): use Logits for its features");
-        var logits = Logits(input, count, batch);
-        int c = Config.Classes;
-        using var t = Tensor.From(device, logits, count, c);
-        using var p = Tensor.Zeros(device, count, c);
-        Loss.On(device).Softmax(t, p);
-        return p.ToArray();
+        return Submit(input, count, batch, softmax: true);
+    }
+
+    float[] Submit(ReadOnlySpan<float> input, int count, int batch, bool softmax)
+    {
+        int per = ImageSize * ImageSize * Config.InputChannels;
+        string expected = $"{ImageSize}x{ImageSize}x{Config.InputChannels} images ({per} values each)";
+        if (count < 1)
+            throw new ShapeException("xception", $"the image count must be at least 1, got {count}; expected {expected}");
+        if (input.Length != (long)count * per)
+            throw new ShapeException("xception", $"input of {input.Length} values does not hold {count} {expected}: {(long)count * per} values expected");
+        if (batch < 1) throw new XceptionException($"the batch size must be at least 1, got {batch}");
+        for (int i = 0; i < input.Length; i++)
+            if (!float.IsFinite(input[i]))
+                throw new XceptionException($"input value {i} (image {i / per}) is {input[i]}: the model takes finite values (Keras' 'tf' preprocessing gives -1..1)");
+        return Run(new Request(input.ToArray(), count, batch, softmax));
     }
 
     /// <summary>
@@ -156,7 +154,12 @@ public sealed partial class XceptionModel : IDisposable
 
     public void Dispose()
     {
-        Model.Dispose();
-        if (ownsDevice) device.Dispose();
+        lock (gate)
+        {
+            if (disposed) return;
+            disposed = true;
+            Model.Dispose();
+            if (ownsDevice) device.Dispose();
+        }
     }
 }
