@@ -33,6 +33,36 @@ public static class AtomicFile
         }
     }
 
+    /// <summary>
+    /// Deletes the temporary files that writes killed before their rename left in <paramref name="dir"/>
+    /// (those of processes no longer running; a live process may be writing its own). Returns their names.
+    /// </summary>
+    public static IReadOnlyList<string> RemoveLeftovers(string dir)
+    {
+        var removed = new List<string>();
+        if (!Directory.Exists(dir)) return removed;
+        foreach (var f in Directory.EnumerateFiles(dir, ".*.tmp"))
+        {
+            var parts = Path.GetFileName(f).Split('.');
+            if (parts.Length < 4 || !int.TryParse(parts[^2], out int pid) || IsRunning(pid)) continue;
+            TryDelete(f);
+            if (!File.Exists(f)) removed.Add(Path.GetFileName(f));
+        }
+        return removed;
+    }
+
+    static bool IsRunning(int pid)
+    {
+        if (pid == Environment.ProcessId) return true;
+        try
+        {
+            using var p = System.Diagnostics.Process.GetProcessById(pid);
+            return !p.HasExited;
+        }
+        catch (ArgumentException) { return false; }
+        catch (InvalidOperationException) { return false; }
+    }
+
     static void TryDelete(string p)
     {
         try { File.Delete(p); } catch (IOException) { } catch (UnauthorizedAccessException) { }

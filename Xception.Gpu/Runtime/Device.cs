@@ -20,6 +20,13 @@ public sealed class Device : IDisposable
     /// <summary>Threads per group on the CPU accelerator; small groups keep ILGPU's group barrier cheap.</summary>
     const int CpuThreadsPerWarp = 2;
 
+    /// <summary>
+    /// The most threads a CPU accelerator may have. Every thread group meets at a barrier, so threads beyond the
+    /// cores only add waiting (64 threads on 2 cores ran a training step 3x slower than 2; thousands seem to
+    /// hang); 256 is more cores than any machine this runs on has, enough to reproduce any run's chunking.
+    /// </summary>
+    public const int MaxCpuThreads = 256;
+
     /// <summary>Groups launched per CPU core for grid-stride kernels (measured best: 2 per core).</summary>
     const int CpuGroupsPerCore = 2;
 
@@ -102,7 +109,8 @@ public sealed class Device : IDisposable
     /// </summary>
     public static Device Open(DeviceSpec spec, int? cpuCores = null)
     {
-        if (cpuCores is < 1) throw new DeviceException($"a CPU accelerator needs at least one core, got {cpuCores}");
+        if (cpuCores is < 1 or > MaxCpuThreads)
+            throw new DeviceException($"a CPU accelerator runs on 1 to {MaxCpuThreads} threads, got {cpuCores}");
         if (spec.IsAuto)
         {
             var usable = List().Where(d => d.Usable).ToList();

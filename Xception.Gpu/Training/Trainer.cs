@@ -75,9 +75,17 @@ public sealed class Trainer
 
     public string? LastCheckpoint { get; private set; }
 
-    /// <summary>Runs until the epochs or the step limit are done; returns the per-epoch reports.</summary>
-    public List<EpochReport> Run(TrainingData data, string? resumeFrom = null)
+    /// <summary>True when the last <see cref="Run"/> ended early because <c>stop</c> was signalled.</summary>
+    public bool Stopped { get; private set; }
+
+    /// <summary>
+    /// Runs until the epochs or the step limit are done, or <paramref name="stop"/> is signalled: then the step
+    /// in progress finishes, a checkpoint is written (when there is a checkpoint folder) and
+    /// <see cref="Stopped"/> is set. Returns the per-epoch reports.
+    /// </summary>
+    public List<EpochReport> Run(TrainingData data, string? resumeFrom = null, CancellationToken stop = default)
     {
+        Stopped = false;
         var d = model.Device ?? throw new XceptionException("bind the model to a device before training");
         if (data.Classes != config.Classes && config.IncludeTop)
             throw new XceptionException($"the data has {data.Classes} classes, the model {config.Classes}");
@@ -151,13 +159,29 @@ public sealed class Trainer
                 if (settings.VerifyEvery > 0 && pos.Step % settings.VerifyEvery == 0) dp.VerifyIdentical();
                 if (settings.CheckpointEvery > 0 && pos.Step % settings.CheckpointEvery == 0 && pos.Batch < data.StepsPerEpoch)
                     Save(dp, pos, running, data);
+                if (StopRequested(dp, stop)) { Stopped = true; break; }
             }
             d.Synchronize();
             double seconds = clock.Elapsed.TotalSeconds;
             bool finished = pos.Batch >= data.StepsPerEpoch;
+            if (Stopped && !finished)
+            {
+                // Mid-epoch: the checkpoint holds the position and the epoch's running metrics, so a resumed
+                // run continues with the next batch as if it had never stopped.
+                Save(dp, pos, running, data);
+                break;
+            }
+            if (finished && running.Count == 0)
+                throw new XceptionException($"no training image could be read in epoch {pos.Epoch + 1}: {Unreadable(data)}; nothing was trained" +
+                    (LastCheckpoint is null ? "" : $" (the last checkpoint, '{LastCheckpoint}', is unchanged)"));
             EvalResult? val = finished && data.ValidationBatches is not null && data.ValidationCount > 0
                 ? dp.Evaluate(data.ValidationBatches(), data.Classes, data.MultiLabel, settings.LabelSmoothing)
                 : null;
+            if (val is { Count: 0 })
+            {
+                obs.OnWarning($"no validation image could be read ({Unreadable(data)}): this epoch has no validation metrics");
+                val = null;
+            }
             var report = new EpochReport(pos.Epoch + 1, pos.Step, lr, running.Result(), val, seconds, imagesThisRun / Math.Max(seconds, 1e-9));
             if (data.Skipped?.Invoke() is { } skipped)
             {
@@ -180,12 +204,33 @@ public sealed class Trainer
                 running = new Evaluation.Accumulator(data.MultiLabel);
             }
             reports.Add(report);
-            obs.OnEpoch(report);
+            // The checkpoint first: a report that fails to be written (a full disk for the log) never costs it.
             Save(dp, pos, running, data);
+            obs.OnEpoch(report);
+            if (Stopped) break;
         }
         model.SyncToHost();
         return reports;
     }
+
+    /// <summary>
+    /// Whether to stop after this step. Under MPI every process must stop at the same step (the others would
+    /// wait in the next all-reduce forever), so the processes agree: stop when any of them was signalled.
+    /// </summary>
+    static bool StopRequested(DataParallel dp, CancellationToken stop)
+    {
+        if (!stop.CanBeCanceled) return false;
+        if (dp.Processes is not { Size: > 1 } processes) return stop.IsCancellationRequested;
+        var flag = new double[] { stop.IsCancellationRequested ? 1 : 0 };
+        processes.AllReduceSum(flag);
+        return flag[0] > 0;
+    }
+
+    /// <summary>What the loader skipped, for the error or warning that says no image was read.</summary>
+    static string Unreadable(TrainingData data) =>
+        data.Skipped?.Invoke() is { Count: > 0 } s
+            ? $"{s.Count} images were unreadable and skipped (e.g. {string.Join(", ", s.Examples.Take(3))})"
+            : "every batch was empty";
 
     /// <summary>The out-of-memory error behind a failed step (directly, or inside a replica's failure), with its device.</summary>
     (DeviceException Error, Device Device)? OutOfMemory(Exception e)

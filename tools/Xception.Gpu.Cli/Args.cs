@@ -62,6 +62,8 @@ sealed class Args
         if (s is null) return fallback;
         if (!double.TryParse(s, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var v))
             throw new UsageException($"--{name} expects a number, got '{s}'");
+        // NaN passes every range comparison; no option of this tool has a meaning for NaN or an infinity.
+        if (!double.IsFinite(v)) throw new UsageException($"--{name} expects a finite number, got '{s}'");
         if (v < min || v > max) throw new UsageException($"--{name} must be between {min} and {max}, got {v}");
         return v;
     }

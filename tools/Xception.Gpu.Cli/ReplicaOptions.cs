@@ -59,7 +59,10 @@ sealed class ReplicaOptions : IDisposable
             }
             else specs = [DeviceSpec.Parse(a.String("device", Mpi is null ? "auto" : "cpu"))];
             int cpuReplicas = specs.Count(s => s.Kind == DeviceKind.Cpu);
-            int? cores = a.String("cpu-threads") is null ? null : a.Int("cpu-threads", 1, 1, 4096);
+            int? cores = a.String("cpu-threads") is null ? null : a.Int("cpu-threads", 1, 1, Device.MaxCpuThreads);
+            if (cores > Environment.ProcessorCount)
+                Console.Error.WriteLine($"xception: warning: --cpu-threads {cores} is more than this machine's {Environment.ProcessorCount} cores: slower; " +
+                                        "use it only to reproduce a run made with that many (the count sets how sums are chunked)");
             if (cores is null && cpuReplicas > 1) cores = Math.Max(1, Environment.ProcessorCount / cpuReplicas);
             foreach (var s in specs) Devices.Add(Device.Open(s, s.Kind == DeviceKind.Cpu ? cores : null));
 

@@ -123,9 +123,22 @@ static class TrainCommand
 
         string? resume = a.String("resume") is { } r ? Checkpoints.Resolve(r) : null;
         if (resume is not null && a.String("checkpoint-dir") is null) settings = settings with { CheckpointDir = runDir = Path.GetDirectoryName(Path.GetFullPath(resume))! };
-        if (root) Directory.CreateDirectory(runDir);
         if (resume is null && Checkpoints.List(runDir).Count > 0)
             throw new XceptionException($"'{runDir}' already holds checkpoints of a run: pass --resume {runDir} to continue it, or choose another --checkpoint-dir");
+        string save = a.String("save") ?? Path.Combine(runDir, "final.safetensors");
+        string logPath = a.String("log") ?? Path.Combine(runDir, "log.jsonl");
+        string plotPath = a.String("plot") ?? Path.Combine(runDir, "curves.png");
+        if (root)
+        {
+            // Every output is checked before the first step, so that no run trains and then cannot save.
+            OutputPaths.Folder("--checkpoint-dir", runDir);
+            foreach (var (option, path) in new[] { ("--save", save), ("--log", logPath), ("--plot", plotPath) }) OutputPaths.WritableFile(option, path);
+            foreach (var dir in new[] { runDir, Path.GetDirectoryName(Path.GetFullPath(save))! }.Distinct())
+                foreach (var left in Xception.Gpu.IO.AtomicFile.RemoveLeftovers(dir))
+                    Say($"removed {left} in {dir}, left by a write that was interrupted");
+        }
+        if (source.Classes < 2)
+            Say($"warning: the data has {source.Classes} class: a classifier has nothing to learn (its loss is 0 from the start)");
 
         var device = placement.Devices[0];
         using var model = XceptionBuilder.Build(config);
@@ -142,12 +155,19 @@ static class TrainCommand
             (settings.MaxSteps is { } ms ? $", at most {ms} steps" : "") + $"; run folder {runDir}");
 
         // Only the first rank reports and writes the log; the others train silently.
-        var reporting = root ? new TrainReporting(a.String("log") ?? Path.Combine(runDir, "log.jsonl"), a.String("plot") ?? Path.Combine(runDir, "curves.png")) : null;
+        var reporting = root ? new TrainReporting(logPath, plotPath) : null;
         var trainer = new Trainer(replicas, config, settings, reporting);
-        var reports = reporting is null ? trainer.Run(bound, resume) : reporting.Run(() => trainer.Run(bound, resume));
+        using var stop = new StopSignal();
+        var reports = reporting is null ? trainer.Run(bound, resume, stop.Token) : reporting.Run(() => trainer.Run(bound, resume, stop.Token));
 
+        if (trainer.Stopped)
+        {
+            if (root)
+                Console.Error.WriteLine($"xception: stopped by a signal; the run continues with: xception train --resume {runDir} (and the same options)" +
+                    (trainer.LastCheckpoint is { } ck ? $"; checkpoint {ck}" : ""));
+            return StopSignal.ExitCode;
+        }
         if (!root) return 0;
-        string save = a.String("save") ?? Path.Combine(runDir, "final.safetensors");
         ModelWeights.Save(model, config, save);
         Console.WriteLine($"saved {save}");
         var last = reports.LastOrDefault(r => r.Validation is not null)?.Validation;
@@ -194,6 +214,17 @@ static class TrainCommand
         return config.Validate();
     }
 
+    /// <summary>The epochs of a step schedule: finite, non-negative, increasing.</summary>
+    static double[] StepBoundaries(string text)
+    {
+        var steps = text.Split(',').Select(x =>
+            double.TryParse(x, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var v) && double.IsFinite(v) && v >= 0
+                ? v : throw new UsageException($"--lr-steps: '{x}' is not a finite number of epochs >= 0")).ToArray();
+        for (int i = 1; i < steps.Length; i++)
+            if (steps[i] <= steps[i - 1]) throw new UsageException($"--lr-steps must increase, got '{text}'");
+        return steps;
+    }
+
     sealed record RecipeDefaults(OptimizerSettings Optimizer, LearningRateSchedule Schedule, float Dropout, bool MultiLabel);
 
     static RecipeDefaults? Recipe(string? name) => name?.ToLowerInvariant() switch
@@ -234,7 +265,7 @@ static class TrainCommand
                 "cosine" => schedule with { Decay = DecayKind.Cosine },
                 "exponential" when a.String("lr-decay-samples") is not null => schedule with { Decay = DecayKind.ExponentialSamples, Every = a.Double("lr-decay-samples", 1, 1) },
                 "exponential" => schedule with { Decay = DecayKind.ExponentialEpochs, Every = a.Double("lr-decay-epochs", 2, 1e-6) },
-                "step" => schedule with { Decay = DecayKind.Step, Boundaries = (a.String("lr-steps") ?? throw new UsageException("--lr-schedule step needs --lr-steps e1,e2,...")).Split(',').Select(x => double.TryParse(x, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var v) ? v : throw new UsageException($"--lr-steps: '{x}' is not a number")).ToArray() },
+                "step" => schedule with { Decay = DecayKind.Step, Boundaries = StepBoundaries(a.String("lr-steps") ?? throw new UsageException("--lr-schedule step needs --lr-steps e1,e2,...")) },
                 _ => throw new UsageException($"--lr-schedule must be constant, exponential, step or cosine, got '{s}'"),
             };
         }

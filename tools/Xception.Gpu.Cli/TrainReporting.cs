@@ -84,8 +84,23 @@ sealed class TrainReporting : ITrainingObserver
         string train = double.IsNaN(t.Top1) ? $"MAP@100 {t.MapAt100:P2}" : $"acc {t.Top1:P2}";
         string val = r.Validation is { } v ? (double.IsNaN(v.Top1) ? $"  val_loss {v.Loss:F4}  val_MAP@100 {v.MapAt100:P2}" : $"  val_loss {v.Loss:F4}  val_acc {v.Top1:P2}  val_top5 {v.Top5:P2}") : "";
         Say($"epoch {r.Epoch}: loss {t.Loss:F4}  {train}{val}  ({r.Seconds:F1} s, {r.ImagesPerSecond:F1} img/s)");
-        WriteLog(r);
-        WritePlot();
+        // After training started, a log or plot that cannot be written is a warning (once each): the run and
+        // its checkpoints matter more.
+        Try(ref logFailed, "the log", logPath, () => WriteLog(r));
+        Try(ref plotFailed, "the plot", plotPath, WritePlot);
+    }
+
+    bool logFailed, plotFailed;
+
+    void Try(ref bool failed, string what, string? path, Action write)
+    {
+        if (failed) return;
+        try { write(); }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            failed = true;
+            Say($"warning: could not write {what} '{path}' ({e.Message.Split('\n')[0].TrimEnd('.')}); training goes on without it");
+        }
     }
 
     public void OnCheckpoint(string path) { }
@@ -138,9 +153,7 @@ sealed class TrainReporting : ITrainingObserver
         plt.Title("Xception.Gpu training");
         plt.XLabel("epoch");
         plt.ShowLegend(ScottPlot.Alignment.UpperCenter);
-        var dir = Path.GetDirectoryName(Path.GetFullPath(plotPath))!;
-        var temp = Path.Combine(dir, "." + Path.GetFileName(plotPath) + ".tmp.png");
-        plt.SavePng(temp, 800, 500);
-        File.Move(temp, plotPath, overwrite: true);
+        var png = plt.GetImageBytes(800, 500, ScottPlot.ImageFormat.Png);
+        Xception.Gpu.IO.AtomicFile.Write(plotPath, s => s.Write(png));
     }
 }
