@@ -41,12 +41,17 @@ public static class DataBinding
         };
     }
 
-    /// <summary>Every sample of a source, in order, plainly resized (evaluation).</summary>
-    public static IEnumerable<TrainBatch> All(IDataSource source, int batch, int imageSize, int channels, bool strict)
+    /// <summary>
+    /// Every sample of a source, in order, plainly resized (evaluation). When the pass ends,
+    /// <paramref name="skipped"/> hears how many unreadable samples were skipped and the first files' names.
+    /// </summary>
+    public static IEnumerable<TrainBatch> All(IDataSource source, int batch, int imageSize, int channels, bool strict,
+        Action<long, IReadOnlyList<string>>? skipped = null)
     {
         var order = Enumerable.Range(0, source.Count).ToArray();
         using var loader = new BatchLoader(source, order, new BatchLoaderOptions { BatchSize = batch, ImageSize = imageSize, Channels = channels, Strict = strict });
         foreach (var b in loader.ReadAll())
             yield return new TrainBatch(b.X, b.Count, source.MultiLabel ? null : b.Labels, b.Targets);
+        skipped?.Invoke(loader.Skipped, loader.SkippedFiles);
     }
 }

@@ -31,11 +31,12 @@ static class EvalCommand
         int batch = a.Int("batch", 64, 1, 65536);
         IDataSource source;
         IEnumerable<TrainBatch> batches;
+        (long Count, IReadOnlyList<string> Files) skipped = (0, []);
         switch (split)
         {
             case "test":
                 source = data.Test ?? throw new XceptionException("this data set has no test set: use --split val or all");
-                batches = DataBinding.All(source, batch, config.ImageSize, config.InputChannels, a.Flag("strict"));
+                batches = DataBinding.All(source, batch, config.ImageSize, config.InputChannels, a.Flag("strict"), (n, names) => skipped = (n, names));
                 break;
             case "val":
             case "all":
@@ -43,6 +44,7 @@ static class EvalCommand
                 var s = Split.Make(source.Count, split == "all" ? 0 : a.Double("val-split", 0.1, 0.0001, 0.9), a.Int("seed", 0, 0));
                 var bound = DataBinding.Bind(source, s, batch, config.ImageSize, config.InputChannels, null, a.Int("seed", 0, 0), a.Flag("strict"));
                 batches = split == "all" ? bound.TrainBatches(0, 0) : bound.ValidationBatches!();
+                batches = Then(batches, () => skipped = bound.Skipped!());
                 break;
             default:
                 throw new UsageException($"--split must be test, val or all, got '{split}'");
@@ -53,7 +55,18 @@ static class EvalCommand
         model.Bind(device);
         var sw = System.Diagnostics.Stopwatch.StartNew();
         var result = Evaluation.Run(model, batches, config.Classes, source.MultiLabel);
+        string unreadable = skipped.Count == 0 ? "" : $"{skipped.Count} unreadable images skipped (e.g. {string.Join(", ", skipped.Files.Take(3))})";
+        if (result.Count == 0)
+            throw new XceptionException($"no image of the {split} set could be read: " + (skipped.Count > 0 ? unreadable : "it is empty") + "; nothing to evaluate");
         Console.WriteLine($"{split}: {result} ({sw.Elapsed.TotalSeconds:F1} s on {device})");
+        if (skipped.Count > 0) Console.Error.WriteLine($"xception: warning: {unreadable}");
         return 0;
+    }
+
+    /// <summary>The batches, then <paramref name="after"/> once they are all read.</summary>
+    static IEnumerable<TrainBatch> Then(IEnumerable<TrainBatch> batches, Action after)
+    {
+        foreach (var b in batches) yield return b;
+        after();
     }
 }
