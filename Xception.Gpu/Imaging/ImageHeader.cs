@@ -124,6 +124,7 @@ internal static class ImageHeader
     {
         if (b.Length < 13) return null;
         var screen = new Size(ImageFormat.Gif, U16Le(b, 6), U16Le(b, 8), "logical screen");
+        if (screen.Pixels == 0) return screen;
         int at = 13 + ((b[10] & 0x80) != 0 ? 3 << ((b[10] & 7) + 1) : 0);
         while (at < b.Length)
         {
