@@ -4,21 +4,28 @@ using System.Text;
 namespace Xception.Gpu.Imaging;
 
 /// <summary>
-/// Finds PNG and JPEG files that end early, before stb sees them. stb decodes a truncated JPEG without
-/// complaint (the missing data becomes grey blocks), where PIL, and so Keras, raises "image file is truncated";
-/// for a truncated PNG it fails, but with a reason that says nothing useful. Walking the file's structure
-/// (PNG chunks up to IEND; JPEG segments and entropy-coded data up to the EOI marker) catches both cheaply.
-/// Only running out of bytes is reported; other damage is left to stb, which judges it as it decodes.
+/// Finds image files that end early, before stb sees them. stb reads past the end of its input as zeros, so a
+/// truncated JPEG decodes into grey blocks, and a truncated BMP, GIF, TGA or PSD into black or zero-filled
+/// pixels, all without complaint, where PIL, and so Keras, raises "image file is truncated"; for a truncated
+/// PNG it fails, but with a reason that says nothing useful. Walking the file's structure catches all of
+/// them cheaply: PNG chunks up to IEND; JPEG segments and entropy-coded data up to the EOI marker; for the
+/// others, see <c>TruncationCheck.Formats.cs</c>. The format is the one stb will take the file for
+/// (<see cref="ImageHeader.Detect"/>). Only running out of bytes is reported; other damage is left to stb,
+/// which judges it as it decodes.
 /// </summary>
-internal static class TruncationCheck
+internal static partial class TruncationCheck
 {
-    /// <summary>Why the file is truncated, or null when it is complete or is neither PNG nor JPEG.</summary>
-    public static string? Find(ReadOnlySpan<byte> b)
+    /// <summary>Why the file is truncated, or null when it is complete or its format is not known.</summary>
+    public static string? Find(ReadOnlySpan<byte> b) => ImageHeader.Detect(b) switch
     {
-        if (b.Length >= 8 && b[..8].SequenceEqual((ReadOnlySpan<byte>)[0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])) return Png(b);
-        if (b.Length >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF) return Jpeg(b);
-        return null;
-    }
+        ImageFormat.Png => Png(b),
+        ImageFormat.Jpeg => Jpeg(b),
+        ImageFormat.Bmp => Bmp(b),
+        ImageFormat.Gif => Gif(b),
+        ImageFormat.Tga => Tga(b),
+        ImageFormat.Psd => Psd(b),
+        _ => null,
+    };
 
     static string? Png(ReadOnlySpan<byte> b)
     {
@@ -39,7 +46,7 @@ internal static class TruncationCheck
     static string? Jpeg(ReadOnlySpan<byte> b)
     {
         const string Truncated = "a truncated JPEG: it ends before the end-of-image marker";
-        int at = 2;
+        int at = ImageHeader.JpegStart(b);
         while (true)
         {
             if (at >= b.Length) return Truncated;
