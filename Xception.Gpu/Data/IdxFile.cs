@@ -39,7 +39,7 @@ internal static class IdxFile
     public static (int[] Dims, byte[] Data) Read(string path, string what, uint magic)
     {
         FileStream fs;
-        try { fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16); }
+        try { fs = File.OpenRead(path); }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         { throw new DataException(path, $"{what} file '{path}' not found", e); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
