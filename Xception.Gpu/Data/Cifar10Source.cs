@@ -41,21 +41,56 @@ public sealed class Cifar10Source : IDataSource
         for (int f = 0; f < paths.Length; f++)
         {
             var p = paths[f];
-            try { data[f] = File.ReadAllBytes(p); }
-            catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-            { throw new DataException(p, $"CIFAR-10 batch file '{p}' not found", e); }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            { throw new DataException(p, $"CIFAR-10 batch file '{p}' could not be read: {e.Message}", e); }
-            if (data[f].Length == 0 || data[f].Length % RecordSize != 0)
-                throw new DataException(p, $"CIFAR-10 batch file '{p}' has {data[f].Length} bytes, not a whole number of {RecordSize}-byte records (1 label byte + 32x32x3 pixels)");
+            data[f] = ReadBatch(p);
             int n = data[f].Length / RecordSize;
             for (int r = 0; r < n; r++)
                 if (data[f][r * RecordSize] >= Classes)
                     throw new DataException(p, $"CIFAR-10 batch file '{p}' record {r} has label {data[f][r * RecordSize]}; expected 0 to 9");
-            starts[f + 1] = checked(starts[f] + n);
+            // Each file holds under 2^31 / 3073 records, so only the sum over many files could overflow an int.
+            if ((long)starts[f] + n > int.MaxValue)
+                throw new DataException(p, $"CIFAR-10 batch file '{p}' brings the total past {int.MaxValue} records; expected fewer batch files");
+            starts[f + 1] = starts[f] + n;
         }
         Count = starts[^1];
         Description = $"CIFAR-10 {string.Join(", ", paths.Select(Path.GetFileName))}: {Count} RGB 32x32 images, 10 classes";
+    }
+
+    /// <summary>
+    /// The largest batch file read: whole records in one byte array (<see cref="Array.MaxLength"/>). CIFAR-10's
+    /// own batches are 30,730,000 bytes (10,000 records), so only a wrong file comes near it.
+    /// </summary>
+    public const long MaxFileBytes = 0x7FFFFFC7 / RecordSize * RecordSize;
+
+    /// <summary>One batch file, its size checked (whole records, not empty, under the limit) before it is read.</summary>
+    static byte[] ReadBatch(string p)
+    {
+        FileStream fs;
+        try { fs = new FileStream(p, FileMode.Open, FileAccess.Read, FileShare.Read, 1); }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        { throw new DataException(p, $"CIFAR-10 batch file '{p}' not found", e); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Opening a folder fails with "access denied" on Unix: say what it is instead.
+            if (Directory.Exists(p)) throw new DataException(p, $"CIFAR-10 batch file '{p}' is a folder; expected a .bin batch file such as data_batch_1.bin", e);
+            throw new DataException(p, $"CIFAR-10 batch file '{p}' could not be read: {e.Message}", e);
+        }
+        using (fs)
+        {
+            long length;
+            try { length = fs.Length; }
+            catch (IOException e) { throw new DataException(p, $"CIFAR-10 batch file '{p}' could not be read: {e.Message}", e); }
+            if (length == 0 || length % RecordSize != 0)
+                throw new DataException(p, $"CIFAR-10 batch file '{p}' has {length} bytes, not a whole number of {RecordSize}-byte records (1 label byte + 32x32x3 pixels)");
+            if (length > MaxFileBytes)
+                throw new DataException(p, $"CIFAR-10 batch file '{p}' has {length} bytes, more than the {MaxFileBytes} one batch file may hold; expected batches of 10000 records (30730000 bytes)");
+            var bytes = new byte[length];
+            try { fs.ReadExactly(bytes); }
+            catch (EndOfStreamException e)
+            { throw new DataException(p, $"CIFAR-10 batch file '{p}' became shorter while it was read; expected {length} bytes", e); }
+            catch (IOException e)
+            { throw new DataException(p, $"CIFAR-10 batch file '{p}' could not be read: {e.Message}", e); }
+            return bytes;
+        }
     }
 
     /// <inheritdoc/>

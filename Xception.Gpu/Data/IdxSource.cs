@@ -15,10 +15,8 @@ public sealed class IdxSource : IDataSource
     /// <summary>The magic numbers: unsigned bytes (0x08) in 3 dimensions for images, 1 for labels.</summary>
     public const uint ImagesMagic = 0x00000803, LabelsMagic = 0x00000801;
 
-    readonly byte[] images;
-    readonly int imageOffset;
-    readonly byte[] labels;
-    readonly int labelOffset;
+    readonly byte[] images;   // the data only, Count * Rows * Cols bytes, header excluded
+    readonly byte[] labels;   // Count bytes
     readonly string[] classNames;
 
     /// <inheritdoc/>
@@ -42,22 +40,21 @@ public sealed class IdxSource : IDataSource
     {
         ArgumentNullException.ThrowIfNull(imagesPath);
         ArgumentNullException.ThrowIfNull(labelsPath);
-        images = IdxFile.ReadAll(imagesPath, "images");
-        var (dims, off) = IdxFile.Header(images, imagesPath, "images", ImagesMagic);
-        (Count, Rows, Cols, imageOffset) = (dims[0], dims[1], dims[2], off);
+        var (dims, imageData) = IdxFile.Read(imagesPath, "images", ImagesMagic);
+        images = imageData;
+        (Count, Rows, Cols) = (dims[0], dims[1], dims[2]);
         if (Rows == 0 || Cols == 0)
             throw new DataException(imagesPath, $"images file '{imagesPath}' holds {Rows}x{Cols} images; expected a positive size");
 
-        labels = IdxFile.ReadAll(labelsPath, "labels");
-        var (ldims, loff) = IdxFile.Header(labels, labelsPath, "labels", LabelsMagic);
-        labelOffset = loff;
+        var (ldims, labelData) = IdxFile.Read(labelsPath, "labels", LabelsMagic);
+        labels = labelData;
         if (ldims[0] != Count)
             throw new DataException(labelsPath, $"labels file '{labelsPath}' holds {ldims[0]} labels but images file '{imagesPath}' holds {Count} images; expected one label per image");
         if (Count == 0)
             throw new DataException(imagesPath, $"images file '{imagesPath}' holds no images");
 
         int max = 0;
-        for (int i = 0; i < Count; i++) max = Math.Max(max, labels[labelOffset + i]);
+        for (int i = 0; i < Count; i++) max = Math.Max(max, labels[i]);
         var folder = Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(imagesPath))) ?? "";
         bool fashion = folder.Contains("fashion", StringComparison.OrdinalIgnoreCase) && max < FashionMnistClasses.Count;
         classNames = fashion ? FashionMnistClasses.Take(max + 1).ToArray()
@@ -69,7 +66,7 @@ public sealed class IdxSource : IDataSource
     public int LabelOf(int index)
     {
         CheckIndex(index);
-        return labels[labelOffset + index];
+        return labels[index];
     }
 
     /// <inheritdoc/>
@@ -77,8 +74,8 @@ public sealed class IdxSource : IDataSource
     {
         CheckIndex(index);
         int n = Rows * Cols;
-        var pixels = images.AsSpan(imageOffset + index * n, n).ToArray();
-        return new RawImage(Cols, Rows, 1, pixels, labels[labelOffset + index]);
+        var pixels = images.AsSpan(index * n, n).ToArray();
+        return new RawImage(Cols, Rows, 1, pixels, labels[index]);
     }
 
     void CheckIndex(int index)

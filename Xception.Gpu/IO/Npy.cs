@@ -19,6 +19,14 @@ public static class Npy
 {
     static ReadOnlySpan<byte> Magic => [0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y'];
 
+    /// <summary>
+    /// The longest header <see cref="Read"/> accepts. NumPy's own headers are a few hundred bytes (at most 64
+    /// dimensions), and NumPy itself refuses headers over 10,000 bytes by default (max_header_size); 1 MiB leaves
+    /// room for shapes of tens of thousands of dimensions while keeping a version 2/3 length field (up to 4 GiB)
+    /// from making the reader hold a header text larger than any array's data could justify.
+    /// </summary>
+    public const int MaxHeaderBytes = 1 << 20;
+
     /// <summary>The dtypes <see cref="Read"/> converts, as NumPy spells them in the header.</summary>
     public static IReadOnlyList<string> SupportedDtypes { get; } = ["<f4", "<f8", "|u1", "<i4"];
 
@@ -31,7 +39,11 @@ public static class Npy
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         { throw new NpyException(path, $"npy file '{path}' not found", e); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        { throw new NpyException(path, $"npy file '{path}' could not be opened: {e.Message}", e); }
+        {
+            // Opening a folder fails with "access denied" on Unix: say what it is instead.
+            if (Directory.Exists(path)) throw new NpyException(path, $"npy file '{path}' is a folder; expected a .npy file", e);
+            throw new NpyException(path, $"npy file '{path}' could not be opened: {e.Message}", e);
+        }
         using (fs)
         {
             try { return ReadOpen(path, fs); }
@@ -58,6 +70,8 @@ public static class Npy
             : BinaryPrimitives.ReadUInt32LittleEndian(prefix[8..]);
         long dataStart = 8 + lengthBytes + headerLength;
         if (dataStart > fileLength) throw Truncated(path, "its header", dataStart, fileLength);
+        if (headerLength > MaxHeaderBytes)
+            throw new NpyException(path, $"npy file '{path}' declares a {headerLength}-byte header; expected at most {MaxHeaderBytes} bytes (NumPy writes a few hundred)");
 
         var headerBytes = new byte[headerLength];
         fs.ReadExactly(headerBytes);
@@ -68,7 +82,7 @@ public static class Npy
             throw new NpyException(path, $"npy file '{path}' is in Fortran order (fortran_order True): only C order is supported; save np.ascontiguousarray(a)");
         int itemSize = header.Descr switch { "<f4" or "<i4" => 4, "<f8" => 8, "|u1" or "<u1" => 1, _ => 0 };
         if (itemSize == 0)
-            throw new NpyException(path, $"npy file '{path}' has dtype '{header.Descr}': supported are " +
+            throw new NpyException(path, $"npy file '{path}' has dtype '{NpyHeader.Printable(header.Descr, 80)}': supported are " +
                 string.Join(", ", SupportedDtypes.Select(d => $"'{d}'")) + " (converted to float32)");
 
         long count = NpyHeader.Count(header.Shape);

@@ -64,15 +64,29 @@ internal sealed record NpyHeader(string Descr, bool FortranOrder, int[] Shape)
         _ => "(" + string.Join(", ", shape) + ")",
     };
 
+    /// <summary>
+    /// <paramref name="s"/> cut to <paramref name="max"/> characters, with control characters (a newline inside
+    /// a header string, say) written as \uXXXX: error messages quote header text and must stay one line.
+    /// </summary>
+    public static string Printable(string s, int max)
+    {
+        var cut = s.Length > max ? s[..max] : s;
+        var sb = new StringBuilder(cut.Length + 8);
+        foreach (char c in cut)
+            if (char.IsControl(c) || c is '\u2028' or '\u2029') sb.Append($"\\u{(int)c:X4}");
+            else sb.Append(c);
+        if (cut.Length < s.Length) sb.Append("...");
+        return sb.ToString();
+    }
+
     sealed class Parser(string path, string text)
     {
         int at;
 
         public NpyException Fail(string why)
         {
-            var shown = text.Trim();
-            if (shown.Length > 120) shown = shown[..120] + "...";
-            return new NpyException(path, $"npy file '{path}' has a malformed header ({why}): {shown}");
+            var shown = text.AsSpan().Trim();
+            return new NpyException(path, $"npy file '{path}' has a malformed header ({why}): {Printable(shown[..Math.Min(shown.Length, 121)].ToString(), 120)}");
         }
 
         void SkipSpace() { while (at < text.Length && char.IsWhiteSpace(text[at])) at++; }
@@ -133,8 +147,10 @@ internal sealed record NpyHeader(string Descr, bool FortranOrder, int[] Shape)
                 SkipSpace();
                 int start = at;
                 while (at < text.Length && char.IsAsciiDigit(text[at])) at++;
+                if (at == start)
+                    throw Fail($"expected a dimension (a non-negative integer) at offset {start}");
                 if (!int.TryParse(text.AsSpan(start, at - start), NumberStyles.None, CultureInfo.InvariantCulture, out int d))
-                    throw Fail($"expected a dimension at offset {start}");
+                    throw Fail($"dimension at offset {start} is larger than {int.MaxValue}");
                 if (at < text.Length && text[at] == 'L') at++;
                 dims.Add(d);
                 if (!TryTake(',')) { Expect(')'); break; }
