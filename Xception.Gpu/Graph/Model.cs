@@ -90,9 +90,43 @@ public sealed class Model : IDisposable
         var d = Device ?? throw new XceptionException($"{Name} is not on a device: call Bind first");
         if (batch < 1) throw new XceptionException($"{Name}: batch size must be at least 1, got {batch}");
         if (!executors.TryGetValue((batch, training), out var e))
+        {
+            EnsureFits(batch, training);
             executors[(batch, training)] = e = new Executor(this, d, batch, training);
+        }
         return e;
     }
+
+    /// <summary>
+    /// A lower bound of the activation memory one image needs, in bytes: in inference the largest input plus
+    /// output of any layer (buffers are recycled as soon as their readers ran); in training every layer's
+    /// output twice (kept for backward, and its gradient).
+    /// </summary>
+    public long ActivationBytesPerImage(bool training)
+    {
+        long Size(Layer l) => l.OutputShape.Aggregate(1L, (a, b) => a * b);
+        if (training) return Layers.Sum(l => 2 * Size(l)) * sizeof(float);
+        return Layers.Max(l => Size(l) + l.Inputs.Sum(Size)) * sizeof(float);
+    }
+
+    /// <summary>
+    /// Refuses, before anything is allocated, a batch whose activations alone (a lower bound) exceed the
+    /// device's memory: an image size of 8192 would otherwise grow for minutes before failing somewhere.
+    /// </summary>
+    public void EnsureFits(int batch, bool training)
+    {
+        var d = Device ?? throw new XceptionException($"{Name} is not on a device: call Bind first");
+        long per = ActivationBytesPerImage(training), weights = TotalParams * sizeof(float) * (training ? 4 : 1);
+        long available = d.MemoryBytes;
+        if (weights + per * (double)batch <= available) return;
+        long fits = (available - weights) / Math.Max(per, 1);
+        string input = string.Join("x", Input.OutputShape);
+        throw new DeviceException($"{Name} at {input} needs at least {Gib(weights + per * (double)batch)} for {(training ? "training" : "inference")} at batch {batch} " +
+            $"({Gib(per)} of activations per image), more than the {Gib(available)} of {d}: " +
+            (fits >= 1 ? $"use a batch of at most {fits}, or a smaller image size" : "not even one image fits: use a smaller image size"));
+    }
+
+    static string Gib(double bytes) => bytes >= 1L << 30 ? $"{bytes / (1L << 30):F1} GiB" : $"{bytes / (1 << 20):F0} MiB";
 
     /// <summary>Float64 forward on the host, layer by layer with each op's reference (see <see cref="Layer.Reference"/>).</summary>
     public double[] ReferenceForward(double[] input, int batch, bool training = false)

@@ -85,7 +85,17 @@ public sealed partial class XceptionModel : IDisposable
             model.Dispose();
             throw;
         }
-        model.Bind(d);
+        try
+        {
+            model.Bind(d);
+            model.EnsureFits(1, training: false);
+        }
+        catch
+        {
+            model.Dispose();
+            d.Dispose();
+            throw;
+        }
         return new XceptionModel(model, config, d, ownsDevice: true);
     }
 

@@ -94,7 +94,11 @@ public sealed class Device : IDisposable
     public bool IsCpu => Kind == DeviceKind.Cpu;
     public Accelerator Accelerator => accelerator;
     public int WarpSize => accelerator.WarpSize;
-    public long MemoryBytes => accelerator.MemorySize;
+    /// <summary>
+    /// Memory the device offers: a GPU's own; for the CPU accelerator, the memory this process may use
+    /// (ILGPU's figure for it is not the machine's).
+    /// </summary>
+    public long MemoryBytes => IsCpu ? Math.Min(accelerator.MemorySize, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes) : accelerator.MemorySize;
 
     /// <summary>Bumped each time the context is recreated; tensors from an older generation are invalid.</summary>
     public int Generation { get; private set; }

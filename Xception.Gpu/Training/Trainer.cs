@@ -91,6 +91,8 @@ public sealed class Trainer
             throw new XceptionException($"the data has {data.Classes} classes, the model {config.Classes}");
         using var single = parallel is null ? DataParallel.Single(model, settings.Optimizer) : null;
         var dp = parallel ?? single!;
+        int replicas = dp.Count * (dp.Processes?.Size ?? 1);
+        model.EnsureFits((settings.Batch + replicas - 1) / replicas, training: true); // before any data is read
         var optimizer = dp.Optimizer;
         var pos = TrainPosition.Start;
         var running = new Evaluation.Accumulator(data.MultiLabel);

@@ -53,6 +53,7 @@ static class EvalCommand
         using var model = XceptionBuilder.Build(config);
         ModelWeights.Load(model, weights);
         model.Bind(device);
+        model.EnsureFits(batch, training: false); // before any image is read
         var sw = System.Diagnostics.Stopwatch.StartNew();
         var result = Evaluation.Run(model, batches, config.Classes, source.MultiLabel);
         string unreadable = skipped.Count == 0 ? "" : $"{skipped.Count} unreadable images skipped (e.g. {string.Join(", ", skipped.Files.Take(3))})";
