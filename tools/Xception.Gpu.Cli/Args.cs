@@ -67,4 +67,15 @@ sealed class Args
         if (v < min || v > max) throw new UsageException($"--{name} must be between {min} and {max}, got {v}");
         return v;
     }
+
+    /// <summary>Sets the image decoder's pixel limit from <c>--max-image-pixels</c>, when given.</summary>
+    public void ApplyImageLimit()
+    {
+        if (String("max-image-pixels") is null) return;
+        var s = String("max-image-pixels")!;
+        if (!long.TryParse(s, System.Globalization.NumberStyles.AllowThousands, System.Globalization.CultureInfo.InvariantCulture, out var v) || v < 1)
+            throw new UsageException($"--max-image-pixels expects a whole number of pixels >= 1, got '{s}'");
+        Imaging.ImageLoader.MaxPixels = v;
+    }
+
 }

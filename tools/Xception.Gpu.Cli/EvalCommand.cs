@@ -15,12 +15,16 @@ static class EvalCommand
         top-5 accuracy (MAP@100 for multi-label data). --split test (the default when the data set has a
         test set, e.g. Fashion-MNIST's t10k files), val (the validation part that 'train' held out with the
         same --val-split and --seed), or all.
+
+        --max-image-pixels N refuses images that declare more pixels (default 89,478,485, PIL's limit), the
+        guard against decompression bombs.
         """;
 
     public static int Run(string[] argv)
     {
-        var a = new Args(argv, ["weights", "data", "split", "val-split", "seed", "batch", "device", "image-size"], ["strict", "help"], "eval");
+        var a = new Args(argv, ["weights", "data", "split", "val-split", "seed", "batch", "device", "image-size", "max-image-pixels"], ["strict", "help"], "eval");
         if (a.Flag("help")) { Console.WriteLine(Help); return 0; }
+        a.ApplyImageLimit();
         var weights = a.String("weights") ?? throw new UsageException("eval needs --weights (a checkpoint or a Keras .h5)");
         var data = DataSources.Open(a.String("data") ?? throw new UsageException("eval needs --data"), a.Int("seed", 0, 0));
         var config = ModelWeights.ConfigOf(weights, new XceptionConfig { Classes = data.Train.Classes });

@@ -19,12 +19,16 @@ static class PredictCommand
         resized to S x S (default 299; bilinear, or nearest as Keras' load_img), preprocessed as Keras' 'tf'
         mode (x / 127.5 - 1). With --input: reads an already preprocessed NHWC float32 array (N, S, S, 3)
         and writes the (N, C) probabilities, or the logits with --logits, as a NumPy .npy file.
+
+        --max-image-pixels N refuses images that declare more pixels (default 89,478,485, PIL's limit), the
+        guard against decompression bombs.
         """;
 
     public static int Run(string[] argv)
     {
-        var a = new Args(argv, ["weights", "device", "top", "image-size", "resize", "batch", "input", "output", "classes"], ["logits", "help"], "predict");
+        var a = new Args(argv, ["weights", "device", "top", "image-size", "resize", "batch", "input", "output", "classes", "max-image-pixels"], ["logits", "help"], "predict");
         if (a.Flag("help")) { Console.WriteLine(Help); return 0; }
+        a.ApplyImageLimit();
         var weights = a.String("weights") ?? throw new UsageException("predict needs --weights (a Keras .h5 file or a checkpoint)");
         int batch = a.Int("batch", 16, 1, 4096);
         if (a.String("input") is { } input) return Arrays(a, weights, input, batch);

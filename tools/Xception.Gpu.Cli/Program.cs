@@ -26,6 +26,8 @@ namespace Xception.Gpu.Cli
 
         public static int Run(string[] args)
         {
+            // --max-image-pixels sets a process-wide limit: a run in a host process (the tests) leaves it as it was.
+            long imageLimit = Imaging.ImageLoader.MaxPixels;
             try
             {
                 if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
@@ -62,6 +64,10 @@ namespace Xception.Gpu.Cli
                 Console.Error.WriteLine($"xception: internal error: {e.GetType().Name}: {e.Message} (set XCEPTION_DEBUG=1 for the stack trace)");
                 if (Environment.GetEnvironmentVariable("XCEPTION_DEBUG") == "1") Console.Error.WriteLine(e);
                 return 3;
+            }
+            finally
+            {
+                Imaging.ImageLoader.MaxPixels = imageLimit;
             }
         }
     }

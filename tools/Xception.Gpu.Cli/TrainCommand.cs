@@ -24,6 +24,7 @@ static class TrainCommand
           --val-split F       fraction held out for validation (default 0.1; 0 trains on everything)
           --no-augment        no random crop-and-scale or flips
           --strict            stop at an unreadable image instead of skipping it (skips are counted)
+          --max-image-pixels N  refuse images that declare more pixels (default 89,478,485, PIL's limit)
         optimization:
           --recipe R          imagenet (SGD 0.9, lr 0.045 x 0.94 every 2 epochs, weight decay 1e-5,
                               dropout 0.5) or jft (RMSprop 0.9, lr 0.001 x 0.9 every 3,000,000 samples,
@@ -51,7 +52,7 @@ static class TrainCommand
 
     static readonly string[] Options = ["data", "model", "classes", "image-size", "weights", "val-split", "recipe", "epochs", "steps", "batch", "seed",
         "optimizer", "lr", "momentum", "rho", "epsilon", "weight-decay", "dropout", "label-smoothing", "warmup-steps", "lr-schedule", "lr-decay",
-        "lr-decay-epochs", "lr-decay-samples", "lr-steps", "checkpoint-dir", "checkpoint-every", "keep", "resume", "save", "log", "plot", "verify-every", .. ReplicaOptions.Options];
+        "lr-decay-epochs", "lr-decay-samples", "lr-steps", "checkpoint-dir", "checkpoint-every", "keep", "resume", "save", "log", "plot", "verify-every", "max-image-pixels", .. ReplicaOptions.Options];
     static readonly string[] Flags = ["no-augment", "strict", "nesterov", "help", .. ReplicaOptions.Flags];
 
     public static int Run(string[] argv)
@@ -59,6 +60,7 @@ static class TrainCommand
         var a = new Args(argv, Options, Flags, "train");
         if (a.Flag("help")) { Console.WriteLine(Help); return 0; }
         if (a.Positional.Count > 0) throw new UsageException($"'train' takes options only, got '{a.Positional[0]}'");
+        a.ApplyImageLimit();
         using var placement = new ReplicaOptions(a);
         if (placement.Mpi is not { Size: > 1 } mpi) return Train(a, placement);
         try
