@@ -206,7 +206,7 @@ static class TrainCommand
         }
         else
         {
-            var first = source.Load(0);
+            var first = FirstReadable(source);
             int native = first.Width == first.Height ? first.Width : 32;
             config = modelName == "xception-mini"
                 ? XceptionConfig.Mini(native, first.Channels, source.Classes)
@@ -214,6 +214,23 @@ static class TrainCommand
         }
         if (a.String("image-size") is not null) config = config with { ImageSize = a.Int("image-size", 0, 5, 8192) };
         return config.Validate();
+    }
+
+    /// <summary>
+    /// The first image that can be read, which gives the small model its input size; the first few unreadable
+    /// ones are skipped as training would skip them.
+    /// </summary>
+    static Data.RawImage FirstReadable(IDataSource source)
+    {
+        const int Tries = 20;
+        if (source.Count == 0) throw new XceptionException($"the data set {source.Description} has no images");
+        ImageException? error = null;
+        for (int i = 0; i < Math.Min(Tries, source.Count); i++)
+        {
+            try { return source.Load(i); }
+            catch (ImageException e) { error ??= e; }
+        }
+        throw new XceptionException($"none of the first {Math.Min(Tries, source.Count)} images of the data could be read (the first: {error!.Message}): nothing to train on");
     }
 
     /// <summary>The epochs of a step schedule: finite, non-negative, increasing.</summary>
