@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
+using System.IO.Compression;
 using Xception.Gpu.Imaging;
 using Xception.Gpu.Tests.IO;
 using Xunit;
@@ -192,6 +193,188 @@ public class ImageBadInputTests
             Assert.Equal(400_000_000, ImageLoader.MaxPixels);   // a refused value changes nothing
         }
         finally { ImageLoader.MaxPixels = ImageLoader.DefaultMaxPixels; }
+    }
+
+    // ---- PNG data that inflates past what its header needs (PngInflateCheck) ----
+
+    /// <summary>64 MB of zeros as zlib at its smallest: about 64 KB that inflates about 1000-fold.</summary>
+    static readonly Lazy<byte[]> ZerosBomb = new(() =>
+    {
+        var z = new MemoryStream();
+        var zeros = new byte[1 << 20];
+        using (var zs = new ZLibStream(z, CompressionLevel.SmallestSize, leaveOpen: true))
+            for (int i = 0; i < 64; i++) zs.Write(zeros);
+        return z.ToArray();
+    });
+
+    static string InflateBomb(string name, long allowed, long needed, string size = "1000x1000") =>
+        $"image file '{name}' is a PNG whose compressed image data inflates to more than {allowed:N0} bytes, where its {size} header needs {needed:N0}; refused as a possible decompression bomb";
+
+    public static TheoryData<string> InflateBombs() => ["plain.png", "interlaced.png", "cgbi.png"];
+
+    [Theory]
+    [MemberData(nameof(InflateBombs))]
+    public void PngWhoseDataInflatesFarPastItsHeaderIsRefusedFastAndWithLittleMemory(string name)
+    {
+        var zlib = ZerosBomb.Value;
+        Assert.InRange(zlib.Length, 1, 256 * 1024);
+        // 1000x1000 8-bit grayscale: rows of a filter byte and 1000 samples, 1,001,000 bytes; interlaced, the seven
+        // Adam7 passes of 125x125, 125x125, 250x125, 250x250, 500x250, 500x500 and 1000x500 pixels, each row with
+        // its filter byte: 15,750 + 15,750 + 31,375 + 62,750 + 125,250 + 250,500 + 500,500 = 1,001,875. The data
+        // may inflate to twice that; these inflate to 64 MB.
+        var (png, needed) = name switch
+        {
+            "plain.png" => (PngOf(1000, 1000, 8, 0, false, zlib, idatSize: 8192), 1_001_000L),
+            "interlaced.png" => (PngOf(1000, 1000, 8, 0, true, zlib), 1_001_875L),
+            // With Apple's CgBI chunk stb reads raw deflate: the zlib data without its 2-byte header and 4-byte trailer.
+            _ => (PngOf(1000, 1000, 8, 0, false, zlib[2..^4], cgbi: true), 1_001_000L),
+        };
+        var clock = Stopwatch.StartNew();
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var e = Refused(name, png);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal(InflateBomb(name, 2 * needed, needed), e.Message);
+        // The refusal comes before stb runs, so stb's native buffers (which would have grown to 64 MB here, and up
+        // to 4 GB for a larger bomb) are never allocated; native memory cannot be measured simply, but the managed
+        // side shows the check itself inflates through one small reused buffer rather than holding the output.
+        Assert.True(allocated < 2 * 1024 * 1024, $"refusing {name} allocated {allocated:N0} bytes");
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), $"refusing {name} took {clock.Elapsed}");
+    }
+
+    [Fact]
+    public void StbAloneInflatesThePngBombWhole()
+    {
+        // The hole the check closes: stb takes the bomb without complaint, having inflated all 64 MB natively.
+        var png = PngOf(1000, 1000, 8, 0, false, ZerosBomb.Value);
+        var stb = StbImageSharp.ImageResult.FromMemory(png, StbImageSharp.ColorComponents.RedGreenBlue);
+        Assert.Equal((1000, 1000), (stb.Width, stb.Height));
+    }
+
+    /// <summary>
+    /// A deflate stream that stb inflates but zlib refuses: one dynamic-Huffman block whose literal/length code is
+    /// incomplete (three codes of 2 bits: literal 0, end of block, length 258), which stb's Huffman builder allows
+    /// (it only refuses over-full codes) and zlib does not. The data is a zero and then <paramref name="copies"/>
+    /// copies of 258 bytes at distance 1: that many times 258 zeros, from 3 bits each.
+    /// </summary>
+    static byte[] IncompleteHuffmanZlib(int copies)
+    {
+        var bits = new BitPacker();
+        bits.Put(1, 1); bits.Put(2, 2);           // final block, dynamic Huffman
+        bits.Put(286 - 257, 5);                   // HLIT: literal/length codes 0..285
+        bits.Put(0, 5);                           // HDIST: one distance code
+        bits.Put(18 - 4, 4);                      // HCLEN: code-length code lengths for the first 18 in the order below
+        // Code-length code: 18 (a run of zeros) of 1 bit, 1 and 2 of 2 bits; lengths given in the order
+        // 16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1 (RFC 1951, 3.2.7). Canonical codes:
+        // 18 -> 0, 1 -> 10, 2 -> 11.
+        int[] order = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1];
+        foreach (int symbol in order) bits.Put(symbol switch { 18 => 1, 1 or 2 => 2, _ => 0 }, 3);
+        void Length2() => bits.PutHuffman(0b11, 2);
+        void Zeros(int n) { bits.PutHuffman(0, 1); bits.Put(n - 11, 7); }   // code 18: 11 to 138 zeros
+        Length2();                  // literal 0
+        Zeros(138); Zeros(117);     // literals 1..255
+        Length2();                  // 256, end of block
+        Zeros(28);                  // 257..284
+        Length2();                  // 285, length 258
+        bits.PutHuffman(0b10, 2);   // distance code 0 (distance 1): 1 bit
+        // Literal/length codes: 0 -> 00, 256 -> 01, 285 -> 10 (11 unused); distance 0 -> 0.
+        bits.PutHuffman(0b00, 2);
+        for (int i = 0; i < copies; i++) { bits.PutHuffman(0b10, 2); bits.PutHuffman(0, 1); }
+        bits.PutHuffman(0b01, 2);
+        // zlib header 78 01 (deflate, 32K window, a multiple of 31); stb does not check the Adler-32 trailer.
+        return [0x78, 0x01, .. bits.ToArray(), 0, 0, 0, 0];
+    }
+
+    [Fact]
+    public void PngDataOnlyStbCanInflateIsRefusedAsCorrupt()
+    {
+        // Enough copies for 1000x1000 grayscale (1 + 3,880 x 258 = 1,001,041 bytes): stb decodes it, a black image.
+        var small = PngOf(1000, 1000, 8, 0, false, IncompleteHuffmanZlib(3880));
+        var stb = StbImageSharp.ImageResult.FromMemory(small, StbImageSharp.ColorComponents.RedGreenBlue);
+        Assert.Equal((1000, 1000), (stb.Width, stb.Height));
+        Assert.All(stb.Data, b => Assert.Equal(0, b));
+        // Data zlib cannot inflate cannot be counted, so it is refused: built this way, a bomb of 64 MB (here
+        // 11 KB of data) would otherwise reach stb. PIL, which inflates with zlib, refuses it too.
+        foreach (var (name, png) in new[] { ("small.png", small), ("bomb.png", PngOf(1000, 1000, 8, 0, false, IncompleteHuffmanZlib(260_000))) })
+        {
+            var clock = Stopwatch.StartNew();
+            var e = Refused(name, png);
+            Assert.StartsWith($"image file '{name}' is a PNG whose compressed image data is corrupt after 0 of the 1,001,000 bytes its 1000x1000 header needs (zlib: ", e.Message);
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), $"refusing {name} took {clock.Elapsed}");
+        }
+    }
+
+    [Fact]
+    public void PngDataCorruptForStbToo()
+    {
+        // A stored block whose length's complement is wrong: both inflaters refuse it; the zlib reason is given.
+        byte[] zlib = [0x78, 0x01, 0x01, 0x05, 0x00, 0x00, 0x00, 1, 2, 3, 4, 5, 0, 0, 0, 0];
+        var e = Refused("stored.png", PngOf(2, 2, 8, 0, false, zlib));
+        Assert.StartsWith("image file 'stored.png' is a PNG whose compressed image data is corrupt after 0 of the 6 bytes its 2x2 header needs (zlib: ", e.Message);
+    }
+
+    /// <summary>Every colour type with every bit depth PNG allows for it.</summary>
+    public static TheoryData<int, int> PngKinds() => new()
+    {
+        { 0, 1 }, { 0, 2 }, { 0, 4 }, { 0, 8 }, { 0, 16 },
+        { 2, 8 }, { 2, 16 },
+        { 3, 1 }, { 3, 2 }, { 3, 4 }, { 3, 8 },
+        { 4, 8 }, { 4, 16 },
+        { 6, 8 }, { 6, 16 },
+    };
+
+    [Theory]
+    [MemberData(nameof(PngKinds))]
+    public void ValidPngsOfEveryKindLoadInterlacedOrNotAndTheBoundIsExact(int color, int depth)
+    {
+        int channels = color switch { 0 => 1, 2 => 3, 3 => 1, 4 => 2, _ => 4 };
+        int max = (1 << depth) - 1;
+        byte[]? palette = null;
+        if (color == 3)
+        {
+            max = Math.Min(max, 255);
+            palette = new byte[3 * (max + 1)];
+            for (int i = 0; i < palette.Length; i++) palette[i] = (byte)(i * 53 % 256);
+        }
+        int Sample(int x, int y, int c) => (x * 7 + y * 13 + c * 29 + x * y) % (max + 1);
+        // Sizes where Adam7 passes are empty (1x1: only the first), partial (3x5, 9x9) or all full (17x10).
+        foreach (var (w, h) in new[] { (1, 1), (3, 5), (9, 9), (17, 10) })
+        {
+            var plainRows = PngRows(w, h, depth, channels, false, Sample);
+            var interlacedRows = PngRows(w, h, depth, channels, true, Sample);
+            var plain = ImageLoader.Decode("plain.png", PngOf(w, h, depth, color, false, Zlib(plainRows), palette));
+            var interlaced = ImageLoader.Decode("interlaced.png", PngOf(w, h, depth, color, true, Zlib(interlacedRows), palette));
+            Assert.Equal((w, h), (plain.Width, plain.Height));
+            Assert.Equal(plain.Pixels, interlaced.Pixels);
+
+            // The bound is exact: the header's need (what the rows above take) plus the allowance, 64 KB for images
+            // this small, of bytes after the rows loads; one byte more is refused, naming that need.
+            foreach (var (interlace, rows) in new[] { (false, plainRows), (true, interlacedRows) })
+            {
+                long allowed = rows.Length + 64 * 1024;
+                var padded = new byte[allowed + 1];
+                rows.CopyTo(padded, 0);
+                var atLimit = PngOf(w, h, depth, color, interlace, Zlib(padded.AsSpan(0, (int)allowed)), palette);
+                Assert.Equal(plain.Pixels, ImageLoader.Decode("limit.png", atLimit).Pixels);
+                var over = PngOf(w, h, depth, color, interlace, Zlib(padded), palette);
+                Assert.Equal(InflateBomb("over.png", allowed, rows.Length, $"{w}x{h}"), Refused("over.png", over).Message);
+            }
+        }
+    }
+
+    [Fact]
+    public void LargerValidPngsLoadAndTheirAllowanceIsTheirNeed()
+    {
+        // Above 64 KB the allowance is the need itself: data of twice the need loads, one byte more does not.
+        foreach (bool interlace in new[] { false, true })
+        {
+            var rows = PngRows(300, 299, 8, 3, interlace, (x, y, c) => (x * 3 + y * 5 + c * 7) % 256);
+            var padded = new byte[2 * rows.Length + 1];
+            rows.CopyTo(padded, 0);
+            var ok = ImageLoader.Decode("twice.png", PngOf(300, 299, 8, 2, interlace, Zlib(padded.AsSpan(0, 2 * rows.Length))));
+            Assert.Equal((300, 299), (ok.Width, ok.Height));
+            Assert.Equal(InflateBomb("over.png", 2L * rows.Length, rows.Length, "300x299"),
+                Refused("over.png", PngOf(300, 299, 8, 2, interlace, Zlib(padded))).Message);
+        }
     }
 
     [Fact]

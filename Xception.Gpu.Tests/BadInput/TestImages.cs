@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.IO.Compression;
 using StbImageWriteSharp;
 using Xception.Gpu.Tests.IO;
 
@@ -129,6 +130,69 @@ internal static class TestImages
         return [.. png];
     }
 
+    /// <summary>
+    /// A PNG from its parts: an optional CgBI chunk (Apple's, which makes stb read the data as raw deflate), IHDR with
+    /// the given fields, an optional PLTE, <paramref name="compressed"/> split into IDAT chunks of at most
+    /// <paramref name="idatSize"/> bytes, IEND; CRCs correct.
+    /// </summary>
+    public static byte[] PngOf(int w, int h, int depth, int color, bool interlaced, byte[] compressed,
+        byte[]? palette = null, int idatSize = 1 << 20, bool cgbi = false)
+    {
+        var png = new List<byte> { 0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A };
+        if (cgbi) PngChunk(png, "CgBI", [0x50, 0x00, 0x20, 0x06]);
+        var ihdr = new byte[13];
+        BinaryPrimitives.WriteInt32BigEndian(ihdr, w);
+        BinaryPrimitives.WriteInt32BigEndian(ihdr.AsSpan(4), h);
+        ihdr[8] = (byte)depth; ihdr[9] = (byte)color; ihdr[12] = (byte)(interlaced ? 1 : 0);
+        PngChunk(png, "IHDR", ihdr);
+        if (palette is not null) PngChunk(png, "PLTE", palette);
+        for (int at = 0; at < compressed.Length; at += idatSize)
+            PngChunk(png, "IDAT", compressed.AsSpan(at, Math.Min(idatSize, compressed.Length - at)));
+        PngChunk(png, "IEND", []);
+        return [.. png];
+    }
+
+    static void PngChunk(List<byte> png, string type, ReadOnlySpan<byte> data)
+    {
+        AddU32Be(png, data.Length);
+        byte[] typeAndData = [.. System.Text.Encoding.ASCII.GetBytes(type), .. data];
+        png.AddRange(typeAndData);
+        AddU32Be(png, (int)TinyPng.Crc32(typeAndData));
+    }
+
+    /// <summary>
+    /// The data a PNG's IDAT chunks inflate to: for each row a filter byte (0, none) and the row's samples packed
+    /// high bits first, big-endian at 16 bits, rows padded to a byte. Interlaced, the seven Adam7 passes in turn,
+    /// each over the pixels it takes (columns x0, x0 + dx, ..., rows y0, y0 + dy, ...); an empty pass has no rows.
+    /// <paramref name="sample"/> gives the value of channel c at pixel (x, y).
+    /// </summary>
+    public static byte[] PngRows(int w, int h, int depth, int channels, bool interlaced, Func<int, int, int, int> sample)
+    {
+        (int X0, int Y0, int Dx, int Dy)[] passes = interlaced
+            ? [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+            : [(0, 0, 1, 1)];
+        var raw = new List<byte>();
+        foreach (var (x0, y0, dx, dy) in passes)
+            for (int y = y0; y < h; y += dy)
+            {
+                if (x0 >= w) break;
+                raw.Add(0);
+                var bits = new BitPacker();
+                for (int x = x0; x < w; x += dx)
+                    for (int c = 0; c < channels; c++)
+                        bits.PutHighFirst(sample(x, y, c), depth);
+                raw.AddRange(bits.ToArray());
+            }
+        return [.. raw];
+    }
+
+    public static byte[] Zlib(ReadOnlySpan<byte> raw, CompressionLevel level = CompressionLevel.Optimal)
+    {
+        var z = new MemoryStream();
+        using (var zs = new ZLibStream(z, level, leaveOpen: true)) zs.Write(raw);
+        return z.ToArray();
+    }
+
     /// <summary>An 18-byte TGA header (uncompressed true colour, 24 bits, rows top down) and no pixels.</summary>
     public static byte[] TgaHeader(int w, int h) =>
         [0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, (byte)w, (byte)(w >> 8), (byte)h, (byte)(h >> 8), 24, 0x20];
@@ -136,11 +200,33 @@ internal static class TestImages
     static void AddU16(List<byte> l, int v) { l.Add((byte)v); l.Add((byte)(v >> 8)); }
     static void AddU32Be(List<byte> l, int v) { l.Add((byte)(v >> 24)); l.Add((byte)(v >> 16)); l.Add((byte)(v >> 8)); l.Add((byte)v); }
 
-    /// <summary>GIF's bit order: each code's low bit first, filling each byte from its low bit.</summary>
-    sealed class BitPacker
+    /// <summary>Bits into bytes, in GIF's and deflate's order (<see cref="Put"/>) or PNG's (<see cref="PutHighFirst"/>).</summary>
+    internal sealed class BitPacker
     {
         readonly List<byte> bytes = [];
         int used;   // bits used in the last byte
+
+        /// <summary>
+        /// PNG's bit order: the value's high bit first, filling each byte from its high bit (16-bit samples come
+        /// out big-endian). A packer is filled in one order only: this one, or GIF's and deflate's below.
+        /// </summary>
+        public void PutHighFirst(int value, int width)
+        {
+            for (int i = width - 1; i >= 0; i--)
+            {
+                if (used == 0) bytes.Add(0);
+                bytes[^1] |= (byte)(((value >> i) & 1) << (7 - used));
+                used = (used + 1) % 8;
+            }
+        }
+
+        /// <summary>A deflate Huffman code: bytes fill from their low bit, but a code goes in from its high bit (RFC 1951, 3.1.1).</summary>
+        public void PutHuffman(int code, int width)
+        {
+            for (int i = width - 1; i >= 0; i--) Put((code >> i) & 1, 1);
+        }
+
+        /// <summary>GIF's and deflate's bit order: the value's low bit first, filling each byte from its low bit.</summary>
         public void Put(int code, int width)
         {
             for (int i = 0; i < width; i++)

@@ -25,6 +25,10 @@ namespace Xception.Gpu.Imaging;
 /// last row's padding excepted); a GIF its first frame's image data up to its terminating block; a TGA its
 /// pixel data (uncompressed) or run-length packets covering every pixel; a PSD its merged image data, raw or
 /// as many bytes as its RLE row table says.
+///
+/// A PNG whose compressed data inflates to more than twice what its header needs is refused too, before stb
+/// inflates it all into native memory (see <see cref="PngInflateCheck"/>), and so is one whose compressed data
+/// zlib cannot inflate.
 /// </summary>
 public static class ImageLoader
 {
@@ -95,6 +99,9 @@ public static class ImageLoader
         }
         if (TruncationCheck.Find(bytes) is { } truncated)
             throw new ImageException(name, $"image file '{name}' is {truncated}");
+        // After the truncation check, which guarantees the chunks it walks are whole.
+        if (PngInflateCheck.Find(bytes) is { } inflated)
+            throw new ImageException(name, $"image file '{name}' is {inflated}");
         ImageResult result;
         try
         {
