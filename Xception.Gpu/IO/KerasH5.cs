@@ -173,8 +173,8 @@ public static partial class KerasH5
         ulong count = Count(a.Space.Dimensions);
         if (a.Space.Dimensions.Length > 0 && count == 0) return [];
         if (count > (ulong)fileLength)
-            throw new WeightsException($"'{path}': attribute '{name}' claims {count:N0} strings in a file of {fileLength:N0} bytes (damaged?)");
-        if (a.Type.Class != H5DataTypeClass.String)
+            throw new WeightsException($"'{path}': attribute '{name}' claims {count} strings in a file of {fileLength} bytes (damaged?)");
+        if (!IsString(a.Type))
             throw new WeightsException($"'{path}': attribute '{name}' holds {a.Type.Class} values, expected strings");
         return a.Read<string[]>();
     }
@@ -182,12 +182,15 @@ public static partial class KerasH5
     /// <summary>A single string attribute (this project's stored configuration), bounded like <see cref="Strings"/>.</summary>
     static string String(PureHDF.IH5Attribute a, string path, string name, long fileLength)
     {
-        if (a.Type.Class != H5DataTypeClass.String || Count(a.Space.Dimensions) != 1)
+        if (!IsString(a.Type) || Count(a.Space.Dimensions) != 1)
             throw new WeightsException($"'{path}': attribute '{name}' is not a single string (found {a.Type.Class}, {Count(a.Space.Dimensions)} values)");
         if (a.Type.Size > fileLength)
-            throw new WeightsException($"'{path}': attribute '{name}' claims {a.Type.Size:N0} bytes in a file of {fileLength:N0} (damaged?)");
+            throw new WeightsException($"'{path}': attribute '{name}' claims {a.Type.Size} bytes in a file of {fileLength} (damaged?)");
         return a.Read<string>();
     }
+
+    /// <summary>Fixed-length strings are HDF5's String class; variable-length ones (what h5py and PureHDF write) VariableLength.</summary>
+    static bool IsString(PureHDF.IH5DataType t) => t.Class is H5DataTypeClass.String or H5DataTypeClass.VariableLength;
 
     /// <summary>The element count of a dataspace, saturating instead of wrapping (a damaged one can say anything).</summary>
     static ulong Count(ulong[] dims)

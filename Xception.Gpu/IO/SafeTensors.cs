@@ -118,9 +118,9 @@ public static class SafeTensors
             f.ReadExactly(lengthField);
             ulong n = BinaryPrimitives.ReadUInt64LittleEndian(lengthField);
             if (n > MaxHeaderBytes)
-                throw Bad($"its header length field says {n:N0} bytes, more than the format's limit of {MaxHeaderBytes:N0} (damaged, or not a checkpoint)");
+                throw Bad($"its header length field says {n} bytes, more than the format's limit of {MaxHeaderBytes} (damaged, or not a checkpoint)");
             if ((long)n > length - 8)
-                throw Bad($"its header length field says {n:N0} bytes, but the file has only {length - 8:N0} after it (truncated?)");
+                throw Bad($"its header length field says {n} bytes, but the file has only {length - 8} after it (truncated?)");
             json = new byte[n];
             f.ReadExactly(json);
         }
@@ -199,7 +199,7 @@ public static class SafeTensors
         }
         if (shape.Contains(0)) (count, tooLarge) = (0, false);
         if (tooLarge)
-            throw bad($"tensor '{name}' has shape ({string.Join(", ", shape)}), more values than the {dataBytes:N0} bytes of data can hold");
+            throw bad($"tensor '{name}' has shape ({string.Join(", ", shape)}), more values than the {dataBytes} bytes of data can hold");
 
         var off = Field("data_offsets");
         if (off.ValueKind != JsonValueKind.Array || off.GetArrayLength() != 2
@@ -207,9 +207,9 @@ public static class SafeTensors
             throw bad($"tensor '{name}': data_offsets is {Raw(off)}, expected [begin, end], two byte offsets from 0");
         long begin = off[0].GetInt64(), end = off[1].GetInt64();
         if (begin > end || end > dataBytes)
-            throw bad($"tensor '{name}' has data_offsets [{begin}, {end}], outside the data section of {dataBytes:N0} bytes (truncated or damaged?)");
+            throw bad($"tensor '{name}' has data_offsets [{begin}, {end}], outside the data section of {dataBytes} bytes (truncated or damaged?)");
         if (end - begin != 4 * count)
-            throw bad($"tensor '{name}' has {end - begin:N0} bytes (data_offsets [{begin}, {end}]), but shape ({string.Join(", ", shape)}) of F32 needs {4 * count:N0}");
+            throw bad($"tensor '{name}' has {end - begin} bytes (data_offsets [{begin}, {end}]), but shape ({string.Join(", ", shape)}) of F32 needs {4 * count}");
         return new Entry(name, shape, begin, end);
     }
 
@@ -231,7 +231,7 @@ public static class SafeTensors
             previous = e;
         }
         if (at != dataBytes)
-            throw bad($"the tensors end at byte {at:N0} of the data section, which has {dataBytes:N0} (expected them to fill it exactly)");
+            throw bad($"the tensors end at byte {at} of the data section, which has {dataBytes} (expected them to fill it exactly)");
     }
 
     static string Kind(JsonElement e) => e.ValueKind switch
