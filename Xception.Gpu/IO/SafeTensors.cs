@@ -130,6 +130,8 @@ public static class SafeTensors
         }
         if (json.Length < 2 || json[0] != (byte)'{') throw Bad("its header does not start with '{' (expected a JSON object)");
         long dataStart = 8 + json.Length, dataBytes = length - dataStart;
+        // The JSON reader checks UTF-8 only when a string is decoded, and then throws its own exception type.
+        if (!System.Text.Unicode.Utf8.IsValid(json)) throw Bad("its header is not valid UTF-8 text");
 
         JsonDocument doc;
         try
