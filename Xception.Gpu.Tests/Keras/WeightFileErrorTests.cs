@@ -51,7 +51,7 @@ public class WeightFileErrorTests : IDisposable
         var text = Path.Combine(dir, "weights.h5");
         File.WriteAllText(text, "these are not weights\n");
         var e = Assert.Throws<WeightsException>(() => ModelWeights.Load(m, text));
-        Assert.StartsWith($"'{text}' is not a safetensors checkpoint", e.Message); // no HDF5 signature: read as a checkpoint
+        Assert.Equal($"'{text}' is neither Keras HDF5 weights (no HDF5 signature) nor an Xception.Gpu checkpoint (no safetensors header); expected a .h5 file or a .safetensors checkpoint", e.Message);
         OneLine(e);
 
         var good = Path.Combine(dir, "good.h5");

@@ -2,6 +2,7 @@ using System.Text.RegularExpressions;
 using PureHDF;
 using PureHDF.VOL.Native;
 using Xception.Gpu.Graph;
+using Xception.Gpu.Models;
 
 namespace Xception.Gpu.IO;
 
@@ -21,39 +22,92 @@ public static partial class KerasH5
 
     static string Kind(string name) => name.StartsWith("conv2d") ? "conv2d" : "batch_normalization";
 
+    /// <summary>Root attribute holding the <see cref="XceptionConfig"/> JSON in the .h5 files this project writes.</summary>
+    public const string ConfigAttribute = "xception_gpu_config";
+
     /// <summary>Reads every weight of <paramref name="model"/> from a Keras HDF5 file, checking every name and shape.</summary>
-    public static void Load(Model model, string path)
+    public static void Load(Model model, string path) => WithFile(path, (file, length) => LoadFrom(model, file, path, length));
+
+    /// <summary>
+    /// The configuration of a Keras file: the one this project stored in it, else the classes (from
+    /// 'predictions') and whether it has the classifier, everything else from <paramref name="fallback"/>.
+    /// </summary>
+    public static XceptionConfig ConfigOf(string path, XceptionConfig fallback) => WithFile(path, (file, length) =>
     {
-        if (!File.Exists(path)) throw new WeightsException($"weights file '{path}' does not exist");
+        if (file.AttributeExists(ConfigAttribute))
+        {
+            var config = ModelWeights.ParseConfig(path, String(file.Attribute(ConfigAttribute), path, ConfigAttribute, length), $"attribute '{ConfigAttribute}'");
+            ModelWeights.CheckConfig(path, config, name => ShapeOf(file, name));
+            return config;
+        }
+        if (!file.LinkExists("predictions"))
+            return fallback with { IncludeTop = false, Pooling = fallback.IncludeTop ? Pooling.None : fallback.Pooling };
+        var names = Strings(file.Group("predictions").Attribute("weight_names"), path, "predictions/weight_names", length);
+        var kernel = names.FirstOrDefault(n => n.EndsWith("kernel:0"));
+        var dims = kernel is null ? [] : file.Group("predictions").Dataset(kernel).Space.Dimensions;
+        if (dims.Length != 2) return fallback;
+        if (dims[1] is 0 or > int.MaxValue)
+            throw new WeightsException($"'{path}': predictions/kernel has shape ({string.Join(", ", dims)}); expected (inputs, classes) with 1 to {int.MaxValue} classes");
+        return fallback with { IncludeTop = true, Classes = (int)dims[1] };
+    });
+
+    /// <summary>The dimensions of the dataset of weight "layer/name" as this project and Keras lay it out, or null.</summary>
+    static ulong[]? ShapeOf(NativeFile file, string name)
+    {
+        var (layer, weight) = (name[..name.IndexOf('/')], name[(name.IndexOf('/') + 1)..]);
+        string at = $"{layer}/{layer}/{weight}:0";
+        return file.LinkExists(layer) && file.Group(layer).LinkExists(layer) && file.Group(layer).Group(layer).LinkExists($"{weight}:0")
+            ? file.Dataset(at).Space.Dimensions : null;
+    }
+
+    /// <summary>
+    /// Opens the file and runs <paramref name="read"/> on it. PureHDF reports damage with whatever exception the
+    /// damaged structure led it to (index out of range, end of stream, overflow, not supported...): every one
+    /// becomes a one-line WeightsException naming the file.
+    /// </summary>
+    static T WithFile<T>(string path, Func<NativeFile, long, T> read)
+    {
+        WeightsFiles.RequireFile(path);
         NativeFile file;
+        long length;
         try
         {
+            length = new FileInfo(path).Length;
             file = H5File.OpenRead(path);
         }
-        catch (Exception e)
+        catch (Exception e) when (e is not XceptionException)
         {
-            throw new WeightsException($"'{path}' is not a readable HDF5 file ({e.Message.TrimEnd('.')}); expected Keras weights (.h5)", e);
+            throw new WeightsException($"'{path}' is not a readable HDF5 file ({OneLine(e.Message).TrimEnd('.')}); expected Keras weights (.h5)", e);
         }
         using (file)
         {
             try
             {
-                LoadFrom(model, file, path);
+                return read(file, length);
             }
-            catch (WeightsException) { throw; }
+            catch (WeightsException e) when (e.Message.Any(char.IsControl))
+            {
+                // Layer and weight names come from the file and are quoted in messages: keep them on one line.
+                throw new WeightsException(OneLine(e.Message), e);
+            }
             catch (Exception e) when (e is not XceptionException)
             {
-                throw new WeightsException($"'{path}' could not be read (truncated or damaged?): {e.Message}", e);
+                throw new WeightsException($"'{path}' could not be read (truncated or damaged?): {e.GetType().Name}: {OneLine(e.Message)}", e);
             }
         }
     }
 
-    static void LoadFrom(Model model, NativeFile file, string path)
+    static void WithFile(string path, Action<NativeFile, long> read) => WithFile(path, (f, l) => { read(f, l); return 0; });
+
+    /// <summary>Messages of the HDF5 library can span lines; a WeightsException has one.</summary>
+    static string OneLine(string s) => string.Concat(s.Select(c => char.IsControl(c) ? ' ' : c));
+
+    static void LoadFrom(Model model, NativeFile file, string path, long length)
     {
         if (!file.AttributeExists("layer_names"))
             throw new WeightsException($"'{path}' has no 'layer_names' attribute: not a Keras 2 weight file (expected the HDF5 file that Keras' save_weights writes)");
-        var fileLayers = Strings(file.Attribute("layer_names"))
-            .Select(n => (Name: n, Weights: Strings(file.Group(n).Attribute("weight_names"))))
+        var fileLayers = Strings(file.Attribute("layer_names"), path, "layer_names", length)
+            .Select(n => (Name: n, Weights: Strings(file.Group(n).Attribute("weight_names"), path, $"{n}/weight_names", length)))
             .Where(l => l.Weights.Length > 0)
             .ToList();
         var modelLayers = model.Layers.Where(l => l.Parameters.Count > 0).ToList();
@@ -95,8 +149,9 @@ public static partial class KerasH5
                 if (short_ != p.Name)
                     throw new WeightsException($"{layer.Name}: weight {i} in '{path}' is '{weights[i]}', expected '{p.Name}'");
                 var ds = file.Dataset($"{fileName}/{weights[i]}");
-                var dims = ds.Space.Dimensions.Select(d => (int)d).ToArray();
-                if (!dims.SequenceEqual(p.KerasShape))
+                // Compared as stored (64-bit): a dimension cast to int could wrap onto the expected one.
+                var dims = ds.Space.Dimensions;
+                if (!dims.SequenceEqual(p.KerasShape.Select(d => (ulong)d)))
                     throw new WeightsException($"{layer.Name}/{p.Name}: expected shape ({string.Join(", ", p.KerasShape)}), found ({string.Join(", ", dims)}) in '{path}'");
                 if (ds.Type.Class != H5DataTypeClass.FloatingPoint || ds.Type.Size != 4)
                     throw new WeightsException($"{layer.Name}/{p.Name}: expected float32 values, found {ds.Type.Class} of {ds.Type.Size} bytes in '{path}'");
@@ -110,15 +165,50 @@ public static partial class KerasH5
     /// <summary>
     /// A string-array attribute. Keras 2 writes an empty weight_names as an empty float64 array
     /// (np.asarray([])), which is no string array to decode: an empty attribute of any type is no names.
+    /// The element count is checked against the file before reading: every string takes at least a byte of
+    /// the file, so a larger count is damage, and reading it would allocate what the damage says.
     /// </summary>
-    static string[] Strings(PureHDF.IH5Attribute a) =>
-        a.Space.Dimensions.Length > 0 && a.Space.Dimensions.Aggregate(1UL, (x, y) => x * y) == 0 ? [] : a.Read<string[]>();
+    static string[] Strings(PureHDF.IH5Attribute a, string path, string name, long fileLength)
+    {
+        ulong count = Count(a.Space.Dimensions);
+        if (a.Space.Dimensions.Length > 0 && count == 0) return [];
+        if (count > (ulong)fileLength)
+            throw new WeightsException($"'{path}': attribute '{name}' claims {count} strings in a file of {fileLength} bytes (damaged?)");
+        if (!IsString(a.Type))
+            throw new WeightsException($"'{path}': attribute '{name}' holds {a.Type.Class} values, expected strings");
+        return a.Read<string[]>();
+    }
 
-    /// <summary>Writes the model's weights in the same layout (every layer in layer_names, as Keras does).</summary>
-    public static void Save(Model model, string path)
+    /// <summary>A single string attribute (this project's stored configuration), bounded like <see cref="Strings"/>.</summary>
+    static string String(PureHDF.IH5Attribute a, string path, string name, long fileLength)
+    {
+        if (!IsString(a.Type) || Count(a.Space.Dimensions) != 1)
+            throw new WeightsException($"'{path}': attribute '{name}' is not a single string (found {a.Type.Class}, {Count(a.Space.Dimensions)} values)");
+        if (a.Type.Size > fileLength)
+            throw new WeightsException($"'{path}': attribute '{name}' claims {a.Type.Size} bytes in a file of {fileLength} (damaged?)");
+        return a.Read<string>();
+    }
+
+    /// <summary>Fixed-length strings are HDF5's String class; variable-length ones (what h5py and PureHDF write) VariableLength.</summary>
+    static bool IsString(PureHDF.IH5DataType t) => t.Class is H5DataTypeClass.String or H5DataTypeClass.VariableLength;
+
+    /// <summary>The element count of a dataspace, saturating instead of wrapping (a damaged one can say anything).</summary>
+    static ulong Count(ulong[] dims)
+    {
+        ulong n = 1;
+        foreach (var d in dims) n = d != 0 && n > ulong.MaxValue / d ? ulong.MaxValue : n * d;
+        return dims.Contains(0UL) ? 0 : n;
+    }
+
+    /// <summary>
+    /// Writes the model's weights in the same layout (every layer in layer_names, as Keras does), with the
+    /// model's configuration as a root attribute when given (Keras ignores it; <see cref="ConfigOf"/> reads it).
+    /// </summary>
+    public static void Save(Model model, string path, XceptionConfig? config = null)
     {
         model.SyncToHost();
         var file = new H5File();
+        if (config is not null) file.Attributes[ConfigAttribute] = config.ToJson();
         file.Attributes["layer_names"] = model.Layers.Select(l => l.Name).ToArray();
         file.Attributes["backend"] = "tensorflow";
         file.Attributes["keras_version"] = "2.2.4";

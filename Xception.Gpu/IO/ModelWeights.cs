@@ -1,4 +1,3 @@
-using PureHDF;
 using Xception.Gpu.Graph;
 using Xception.Gpu.Models;
 
@@ -13,47 +12,108 @@ public static class ModelWeights
     const string Format = "xception.gpu/1";
     static readonly byte[] Hdf5Magic = [0x89, (byte)'H', (byte)'D', (byte)'F', 0x0d, 0x0a, 0x1a, 0x0a];
 
+    enum Kind { Hdf5, Checkpoint }
+
     public static bool IsHdf5(string path)
     {
-        if (!File.Exists(path)) throw new WeightsException($"weights file '{path}' does not exist");
-        using var f = File.OpenRead(path);
-        var head = new byte[8];
-        return f.Read(head, 0, 8) == 8 && head.AsSpan().SequenceEqual(Hdf5Magic);
+        var head = Head(path);
+        return head.Length >= 8 && head.AsSpan(0, 8).SequenceEqual(Hdf5Magic);
+    }
+
+    /// <summary>The first 9 bytes (fewer for a shorter file): enough for either format's signature.</summary>
+    static byte[] Head(string path)
+    {
+        WeightsFiles.RequireFile(path);
+        try
+        {
+            using var f = File.OpenRead(path);
+            var head = new byte[9];
+            int n = 0, got;
+            while (n < head.Length && (got = f.Read(head, n, head.Length - n)) > 0) n += got;
+            return head[..n];
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new WeightsException($"'{path}' could not be read: {e.Message}", e);
+        }
     }
 
     /// <summary>
-    /// The configuration stored with the weights: a checkpoint's own, or for a Keras file the classes (from
-    /// 'predictions') and whether it has the classifier; everything else from <paramref name="fallback"/>.
+    /// HDF5 by its signature; a checkpoint by the '{' that opens a safetensors JSON header after its 8-byte
+    /// length. Anything else is refused here, so that a file that is neither is not described as a broken one.
+    /// </summary>
+    static Kind Detect(string path)
+    {
+        var head = Head(path);
+        if (head.Length >= 8 && head.AsSpan(0, 8).SequenceEqual(Hdf5Magic)) return Kind.Hdf5;
+        if (head.Length == 9 && head[8] == (byte)'{') return Kind.Checkpoint;
+        throw new WeightsException($"'{path}' is neither Keras HDF5 weights (no HDF5 signature) nor an Xception.Gpu checkpoint (no safetensors header); expected a .h5 file or a .safetensors checkpoint");
+    }
+
+    /// <summary>
+    /// The configuration stored with the weights: a checkpoint's own, or the one this project stores in the
+    /// .h5 files it writes; for other Keras files the classes (from 'predictions') and whether it has the
+    /// classifier, everything else from <paramref name="fallback"/>.
     /// </summary>
     public static XceptionConfig ConfigOf(string path, XceptionConfig fallback)
     {
-        if (!IsHdf5(path))
-        {
-            var (_, meta) = SafeTensors.Read(path);
-            if (!meta.TryGetValue("config", out var json) || meta.GetValueOrDefault("format") != Format)
-                throw new WeightsException($"'{path}' is a safetensors file but not an Xception.Gpu checkpoint (no '{Format}' configuration in its metadata)");
-            return XceptionConfig.FromJson(json);
-        }
+        if (Detect(path) == Kind.Hdf5) return KerasH5.ConfigOf(path, fallback);
+        var header = SafeTensors.ReadHeader(path);
+        if (!header.Metadata.TryGetValue("config", out var json) || header.Metadata.GetValueOrDefault("format") != Format)
+            throw new WeightsException($"'{path}' is a safetensors file but not an Xception.Gpu checkpoint (no '{Format}' configuration in its metadata)");
+        var config = ParseConfig(path, json, "metadata 'config'");
+        var shapes = header.Tensors.ToDictionary(t => t.Name, t => t.Shape.Select(d => (ulong)d).ToArray());
+        CheckConfig(path, config, name => shapes.GetValueOrDefault(name));
+        return config;
+    }
+
+    /// <summary>A configuration read from a weight file; whatever is wrong with it is said with the file's name.</summary>
+    internal static XceptionConfig ParseConfig(string path, string json, string where)
+    {
         try
         {
-            using var file = H5File.OpenRead(path);
-            if (!file.LinkExists("predictions"))
-                return fallback with { IncludeTop = false, Pooling = fallback.IncludeTop ? Pooling.None : fallback.Pooling };
-            var names = file.Group("predictions").Attribute("weight_names").Read<string[]>();
-            var kernel = names.FirstOrDefault(n => n.EndsWith("kernel:0"));
-            var dims = kernel is null ? [] : file.Group("predictions").Dataset(kernel).Space.Dimensions;
-            return dims.Length == 2 ? fallback with { IncludeTop = true, Classes = (int)dims[1] } : fallback;
+            return XceptionConfig.FromJson(json);
         }
-        catch (Exception e) when (e is not XceptionException)
+        catch (XceptionException e)
         {
-            throw new WeightsException($"'{path}' could not be read as Keras weights: {e.Message}", e);
+            throw new WeightsException($"'{path}' holds a bad model configuration ({where}): {e.Message}", e);
         }
+    }
+
+    /// <summary>
+    /// Checks a stored configuration against a few tensors that follow from it (the first convolution, the
+    /// last separable convolution and the classifier): a configuration that describes another model is
+    /// refused before anyone builds that model, which could be far larger than the file.
+    /// </summary>
+    internal static void CheckConfig(string path, XceptionConfig c, Func<string, ulong[]?> shapeOf)
+    {
+        string exit = $"block{6 + c.MiddleBlocks}";
+        var expected = new List<(string Name, int[] Shape)>
+        {
+            ("block1_conv1/kernel", [3, 3, c.InputChannels, c.Channels(32)]),
+            ($"{exit}_sepconv2/pointwise_kernel", [1, 1, c.Channels(1536), c.Channels(2048)]),
+        };
+        if (c.IncludeTop) expected.Add(("predictions/kernel", [c.Channels(2048), c.Classes]));
+        foreach (var (name, shape) in expected)
+        {
+            var found = shapeOf(name);
+            if (found is null || !found.SequenceEqual(shape.Select(d => (ulong)d)))
+                throw new WeightsException($"'{path}': its stored configuration does not match its weights: it implies '{name}' of shape ({string.Join(", ", shape)}), " +
+                                           (found is null ? "the file has no such tensor" : $"the file has ({string.Join(", ", found)})"));
+        }
+        // With fewer middle blocks stated than stored, block{6+M} is a middle block, which has a third separable convolution.
+        if (shapeOf($"{exit}_sepconv3/pointwise_kernel") is not null)
+            throw new WeightsException($"'{path}': its stored configuration does not match its weights: it states {c.MiddleBlocks} middle-flow blocks, the file has more");
     }
 
     public static void Load(Model model, string path)
     {
-        if (IsHdf5(path)) KerasH5.Load(model, path);
-        else LoadCheckpoint(model, path);
+        if (Detect(path) == Kind.Hdf5) KerasH5.Load(model, path);
+        else
+        {
+            var (tensors, meta) = SafeTensors.Read(path);
+            Prepare(model, path, tensors, meta)();
+        }
     }
 
     /// <summary>Writes Keras HDF5 when the path ends in .h5 or .hdf5, else a checkpoint.</summary>
@@ -61,7 +121,8 @@ public static class ModelWeights
         IEnumerable<NamedTensor>? extra = null)
     {
         var ext = Path.GetExtension(path).ToLowerInvariant();
-        if (ext is ".h5" or ".hdf5") { KerasH5.Save(model, path); return; }
+        // The configuration goes into the .h5 too: without it only the full model could be read back.
+        if (ext is ".h5" or ".hdf5") { KerasH5.Save(model, path, config); return; }
         model.SyncToHost();
         var meta = new Dictionary<string, string>(metadata ?? new Dictionary<string, string>())
         {
@@ -72,12 +133,16 @@ public static class ModelWeights
         SafeTensors.Write(path, tensors.Concat(extra ?? []), meta);
     }
 
-    static void LoadCheckpoint(Model model, string path)
+    /// <summary>
+    /// Checks that a read checkpoint holds every weight of the model with its shape; the returned action sets
+    /// them. Nothing is set before everything was checked, so a refusal leaves the model as it was (and a
+    /// caller can check more, such as the optimizer state, before setting anything).
+    /// </summary>
+    internal static Action Prepare(Model model, string path, List<NamedTensor> tensors, Dictionary<string, string> meta)
     {
-        var (tensors, meta) = SafeTensors.Read(path);
         if (meta.GetValueOrDefault("format") != Format)
             throw new WeightsException($"'{path}' is a safetensors file but not an Xception.Gpu checkpoint (metadata format '{meta.GetValueOrDefault("format")}', expected '{Format}')");
-        var byName = tensors.ToDictionary(t => t.Name);
+        var byName = tensors.ToDictionary(t => t.Name); // names are unique: the reader refuses a name given twice
         var values = new List<(Parameter, float[])>();
         foreach (var l in model.Layers)
             foreach (var p in l.Parameters)
@@ -89,6 +154,6 @@ public static class ModelWeights
                     throw new WeightsException($"{name}: expected shape ({string.Join(", ", p.KerasShape)}), found ({string.Join(", ", t.Shape)}) in '{path}'");
                 values.Add((p, t.Data));
             }
-        foreach (var (p, v) in values) p.Set(v);
+        return () => { foreach (var (p, v) in values) p.Set(v); };
     }
 }

@@ -101,6 +101,8 @@ public sealed record XceptionConfig
         {
             if (!ok) throw new XceptionException($"invalid Xception configuration: {message}");
         }
+        Check(Enum.IsDefined(Pooling), $"pooling must be one of {string.Join(", ", Enum.GetNames<Pooling>())}, got {(int)Pooling}");
+        Check(Enum.IsDefined(SeparableActivation), $"separable activation must be one of {string.Join(", ", Enum.GetNames<ActivationKind>())}, got {(int)SeparableActivation}");
         Check(Classes >= 1, $"classes must be at least 1, got {Classes}");
         Check(Width is > 0 and <= 4, $"width multiplier must be in (0, 4], got {Width}");
         Check(BatchNormMomentum is >= 0 and < 1, $"batch-norm momentum must be in [0, 1), got {BatchNormMomentum}");
@@ -120,10 +122,30 @@ public sealed record XceptionConfig
         return this;
     }
 
-    static readonly JsonSerializerOptions Json = new() { Converters = { new JsonStringEnumConverter() } };
+    // Enums as names only: a number would name no member and build a graph nobody described. A property
+    // given twice is refused rather than letting the last one win silently.
+    static readonly JsonSerializerOptions Json = new()
+    {
+        Converters = { new JsonStringEnumConverter(allowIntegerValues: false) },
+        AllowDuplicateProperties = false,
+    };
 
     public string ToJson() => JsonSerializer.Serialize(this, Json);
 
-    public static XceptionConfig FromJson(string json) =>
-        (JsonSerializer.Deserialize<XceptionConfig>(json, Json) ?? throw new XceptionException("empty model configuration")).Validate();
+    /// <summary>Reads <see cref="ToJson"/>'s text; anything that is not a valid configuration is one XceptionException line.</summary>
+    public static XceptionConfig FromJson(string json)
+    {
+        XceptionConfig? c;
+        try
+        {
+            c = JsonSerializer.Deserialize<XceptionConfig>(json, Json);
+        }
+        catch (Exception e) when (e is JsonException or NotSupportedException or InvalidOperationException or ArgumentException)
+        {
+            // System.Text.Json's message names the property (its JSON path) and the position; it can span lines.
+            var why = string.Concat(e.Message.Select(ch => char.IsControl(ch) ? ' ' : ch));
+            throw new XceptionException($"the model configuration is not valid JSON for XceptionConfig: {why}", e);
+        }
+        return (c ?? throw new XceptionException("the model configuration is empty (JSON null)")).Validate();
+    }
 }

@@ -48,14 +48,49 @@ public static class Checkpoints
         throw new XceptionException($"--resume: '{pathOrDir}' is neither a checkpoint file nor a folder of checkpoints");
     }
 
-    /// <summary>Restores weights and optimizer state into a bound model; returns the saved state.</summary>
+    /// <summary>
+    /// Restores weights and optimizer state into a bound model; returns the saved state. The file is read
+    /// once and all of it (weights, optimizer state, training state) is checked before anything is set.
+    /// </summary>
     public static State Load(string path, Model model, OptimizerState optimizer)
     {
-        ModelWeights.Load(model, path);
         var (tensors, meta) = SafeTensors.Read(path);
         if (!meta.TryGetValue(StateKey, out var json))
             throw new WeightsException($"'{path}' holds weights but no training state: use it as --weights to start a new run");
-        optimizer.Import(tensors.ToDictionary(t => t.Name), path);
-        return JsonSerializer.Deserialize<State>(json) ?? throw new WeightsException($"'{path}': empty training state");
+        var state = ParseState(path, json);
+        var setWeights = ModelWeights.Prepare(model, path, tensors, meta);
+        var setOptimizer = optimizer.Prepare(tensors.ToDictionary(t => t.Name), path);
+        setWeights();
+        setOptimizer();
+        return state;
     }
+
+    /// <summary>The training state in the metadata, with every field present and in range; else one line naming the file.</summary>
+    static State ParseState(string path, string json)
+    {
+        State? s;
+        try
+        {
+            s = JsonSerializer.Deserialize<State>(json, StateJson);
+        }
+        catch (Exception e) when (e is JsonException or NotSupportedException or InvalidOperationException or ArgumentException)
+        {
+            throw new WeightsException($"'{path}': its training state ({StateKey}) is not valid: {string.Concat(e.Message.Select(c => char.IsControl(c) ? ' ' : c))}", e);
+        }
+        string? bad = s switch
+        {
+            null => "it is empty (JSON null)",
+            { Position: null } => "it has no Position",
+            { Position: { Epoch: < 0 } or { Batch: < 0 } or { Step: < 0 } or { Samples: < 0 } } => $"its position {s.Position} has a negative field",
+            { Running: null } or { Running.Length: not 6 } => $"Running holds {s.Running?.Length ?? 0} values, expected 6 (the running metrics)",
+            { Batch: < 1 } => $"its batch is {s.Batch}, expected at least 1",
+            { Optimizer: null } => "it has no Optimizer",
+            { Data: null } => "it has no Data",
+            _ => null,
+        };
+        if (bad is not null) throw new WeightsException($"'{path}': its training state ({StateKey}) is not valid: {bad}");
+        return s!;
+    }
+
+    static readonly JsonSerializerOptions StateJson = new() { AllowDuplicateProperties = false };
 }

@@ -64,20 +64,31 @@ public sealed class OptimizerState : IDisposable
         }
     }
 
-    /// <summary>Restores the state saved by <see cref="Export"/>; every slot must be there with its shape.</summary>
-    public void Import(IReadOnlyDictionary<string, NamedTensor> tensors, string source)
+    /// <summary>
+    /// Restores the state saved by <see cref="Export"/>; every slot must be there with its shape. Everything is
+    /// checked before the first slot is copied, so a refused file leaves the state as it was.
+    /// </summary>
+    public void Import(IReadOnlyDictionary<string, NamedTensor> tensors, string source) => Prepare(tensors, source)();
+
+    /// <summary>Checks every slot against <paramref name="tensors"/>; the returned action copies them (and cannot fail on the file).</summary>
+    public Action Prepare(IReadOnlyDictionary<string, NamedTensor> tensors, string source)
     {
+        var copies = new List<(Tensor<float> Into, float[] From)>();
         foreach (var (p, (name, a, b)) in slots)
         {
-            Restore($"optimizer/{name}/{(s.Kind == OptimizerKind.Sgd ? "velocity" : "mean_square")}", a);
-            if (b is not null) Restore($"optimizer/{name}/momentum", b);
+            copies.Add((a, Find($"optimizer/{name}/{(s.Kind == OptimizerKind.Sgd ? "velocity" : "mean_square")}", p)));
+            if (b is not null) copies.Add((b, Find($"optimizer/{name}/momentum", p)));
         }
+        return () => { foreach (var (into, from) in copies) into.CopyFrom(from); };
 
-        void Restore(string key, Tensor<float> into)
+        float[] Find(string key, Parameter p)
         {
             if (!tensors.TryGetValue(key, out var t))
                 throw new WeightsException($"checkpoint '{source}' has no optimizer state '{key}': was it saved with another optimizer?");
-            into.CopyFrom(t.Data);
+            if (!t.Shape.SequenceEqual(p.KerasShape) || t.Data.Length != p.Length)
+                throw new WeightsException($"checkpoint '{source}': optimizer state '{key}' has shape ({string.Join(", ", t.Shape)}), {t.Data.Length} values; " +
+                                           $"expected ({string.Join(", ", p.KerasShape)}), {p.Length} values");
+            return t.Data;
         }
     }
 
