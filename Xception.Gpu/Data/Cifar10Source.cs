@@ -64,16 +64,7 @@ public sealed class Cifar10Source : IDataSource
     /// <summary>One batch file, its size checked (whole records, not empty, under the limit) before it is read.</summary>
     static byte[] ReadBatch(string p)
     {
-        FileStream fs;
-        try { fs = new FileStream(p, FileMode.Open, FileAccess.Read, FileShare.Read, 1); }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-        { throw new DataException(p, $"CIFAR-10 batch file '{p}' not found", e); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            // Opening a folder fails with "access denied" on Unix: say what it is instead.
-            if (Directory.Exists(p)) throw new DataException(p, $"CIFAR-10 batch file '{p}' is a folder; expected a .bin batch file such as data_batch_1.bin", e);
-            throw new DataException(p, $"CIFAR-10 batch file '{p}' could not be read: {e.Message}", e);
-        }
+        var fs = IO.InputFile.OpenRead(p, "CIFAR-10 batch file", "a .bin batch file such as data_batch_1.bin", (m, e) => new DataException(p, m, e), bufferSize: 1);
         using (fs)
         {
             long length;

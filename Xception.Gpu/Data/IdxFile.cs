@@ -38,16 +38,7 @@ internal static class IdxFile
     /// </summary>
     public static (int[] Dims, byte[] Data) Read(string path, string what, uint magic)
     {
-        FileStream fs;
-        try { fs = File.OpenRead(path); }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-        { throw new DataException(path, $"{what} file '{path}' not found", e); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            // Opening a folder fails with "access denied" on Unix: say what it is instead.
-            if (Directory.Exists(path)) throw new DataException(path, $"{what} file '{path}' is a folder; expected an IDX {what} file", e);
-            throw new DataException(path, $"{what} file '{path}' could not be read: {e.Message}", e);
-        }
+        var fs = IO.InputFile.OpenRead(path, $"{what} file", $"an IDX {what} file", (m, e) => new DataException(path, m, e));
         using (fs)
         {
             try

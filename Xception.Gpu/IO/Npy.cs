@@ -34,16 +34,7 @@ public static class Npy
     public static NpyArray Read(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
-        FileStream fs;
-        try { fs = File.OpenRead(path); }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-        { throw new NpyException(path, $"npy file '{path}' not found", e); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            // Opening a folder fails with "access denied" on Unix: say what it is instead.
-            if (Directory.Exists(path)) throw new NpyException(path, $"npy file '{path}' is a folder; expected a .npy file", e);
-            throw new NpyException(path, $"npy file '{path}' could not be opened: {e.Message}", e);
-        }
+        var fs = InputFile.OpenRead(path, "npy file", "a .npy file", (m, e) => new NpyException(path, m, e));
         using (fs)
         {
             try { return ReadOpen(path, fs); }
