@@ -73,6 +73,8 @@ public static partial class KerasH5
         try
         {
             length = new FileInfo(path).Length;
+            // PureHDF allocates global heap objects at their declared size before checking them: check first.
+            Hdf5HeapCheck.Check(path);
             file = H5File.OpenRead(path);
         }
         catch (Exception e) when (e is not XceptionException)
