@@ -4,7 +4,7 @@ using ILGPU;
 using ILGPU.Algorithms;
 
 /// <summary>Elementwise activations. Backward passes read the forward output y, which is all they need.</summary>
-public static class Activations
+public static class ActivationKernels
 {
     public static void ReluForward(ArrayView<float> x, int n, ArrayView<float> y)
     {

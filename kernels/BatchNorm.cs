@@ -10,7 +10,7 @@ using ILGPU.Algorithms;
 /// moving = momentum * moving + (1 - momentum) * batch. Inference uses the moving statistics.
 /// Column sums go through ColumnSums / Reduce so that results are deterministic.
 /// </summary>
-public static class BatchNorm
+public static class BatchNormKernels
 {
     /// <summary>
     /// partial[ch, c] = sum over the chunk's rows of (x[r, c] - sum[c] / statRows)^2. statRows is the number

@@ -9,7 +9,7 @@ using ILGPU;
 /// g * C / G ... (g + 1) * C / G - 1. Each forward thread computes four output channels of one pixel
 /// (within one group), so every input value it loads serves four multiply-adds.
 /// </summary>
-public static class Conv2D
+public static class Conv2DKernels
 {
     public static void Forward(
         ArrayView<float> x,   // [N, H, W, C]
@@ -102,7 +102,7 @@ public static class Conv2D
 
     /// <summary>
     /// Weight gradient, first stage: partial[chunk, ky, kx, ci, o] = sum over the output pixels of the chunk
-    /// of x[window pixel, group(o) * C / G + ci] * dy[pixel, o]; Reduce.SumRows adds the chunks. Each thread
+    /// of x[window pixel, group(o) * C / G + ci] * dy[pixel, o]; ReduceKernels.SumRows adds the chunks. Each thread
     /// owns four output channels of one (tap, input channel) and walks the chunk's pixels with counters
     /// (no division per pixel), so each x value it loads serves four multiply-adds.
     /// </summary>

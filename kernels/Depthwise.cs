@@ -7,7 +7,7 @@ using ILGPU;
 /// w [KH, KW, C], y [N, OH, OW, C] (O = C). Memory-bound: one thread per output value, channels fastest so
 /// that neighbouring threads read neighbouring addresses.
 /// </summary>
-public static class Depthwise
+public static class DepthwiseKernels
 {
     public static void Forward(
         ArrayView<float> x,   // [N, H, W, C]
@@ -66,7 +66,7 @@ public static class Depthwise
 
     /// <summary>
     /// Weight gradient, first stage: partial[chunk, ky, kx, c] = sum over the chunk's output pixels of
-    /// x[window pixel, c] * dy[pixel, c]; Reduce.SumRows adds the chunks. Pixels are walked with counters
+    /// x[window pixel, c] * dy[pixel, c]; ReduceKernels.SumRows adds the chunks. Pixels are walked with counters
     /// (no division per pixel).
     /// </summary>
     public static void BackwardWeightPartials(

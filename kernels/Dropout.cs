@@ -7,7 +7,7 @@ using ILGPU;
 /// The keep decision is a hash of (seed, index), so the backward pass recomputes the mask instead of
 /// storing it, and a run is reproducible from its seed.
 /// </summary>
-public static class Dropout
+public static class DropoutKernels
 {
     /// <summary>A uniform number in [0, 1) from (seed, index): a 32-bit integer mix (lowbias32 style).</summary>
     public static float Uniform(uint seed, int index)

@@ -3,7 +3,7 @@ namespace Xception.Gpu.Kernels;
 using ILGPU;
 
 /// <summary>Residual add and the bookkeeping kernels around it.</summary>
-public static class Elementwise
+public static class ElementwiseKernels
 {
     /// <summary>y = a + b (the residual connection). Its backward passes dy to both inputs unchanged.</summary>
     public static void Add(ArrayView<float> a, ArrayView<float> b, int n, ArrayView<float> y)

@@ -7,11 +7,11 @@ using ILGPU;
 /// kernel serves the forward product and both transposed backward products:
 ///   a(i, k) = a[i * aRow + k * aCol],  b(k, j) = b[k * bRow + j * bCol],  c(i, j) = c[i * N + j].
 /// Split-K: when the output has too few tiles to fill the device, the K range is cut into slices of
-/// kChunk; slice s writes its partial product to c[s * M * N + ...] and Reduce.SumRows adds the slices.
+/// kChunk; slice s writes its partial product to c[s * M * N + ...] and ReduceKernels.SumRows adds the slices.
 /// With one slice the kernel writes C directly and applies beta.
 /// Two variants: register tiles without barriers for the CPU accelerator, shared-memory tiles for GPUs.
 /// </summary>
-public static class Gemm
+public static class GemmKernels
 {
     /// <summary>Output rows and columns per CPU thread (4 x 4 register tile).</summary>
     public const int CpuTile = 4;

@@ -7,7 +7,7 @@ using ILGPU.Algorithms;
 /// Losses over logits [N, C], with gradients for the mean over the batch. Each thread owns one row, so
 /// the softmax sums run in a fixed order.
 /// </summary>
-public static class Losses
+public static class LossKernels
 {
     /// <summary>
     /// Softmax cross-entropy against integer labels with label smoothing eps: the target is

@@ -7,7 +7,7 @@ using ILGPU.Algorithms;
 /// Parameter updates, elementwise over one parameter tensor. L2 weight decay wd adds wd * w to the
 /// gradient first (the gradient of the loss term wd / 2 * ||w||^2).
 /// </summary>
-public static class Optimizers
+public static class OptimizerKernels
 {
     /// <summary>
     /// SGD with momentum, Keras' formulation: v = momentum * v - lr * g; w += v, or with Nesterov

@@ -4,10 +4,10 @@ using ILGPU;
 
 /// <summary>
 /// The strided half of a 1x1 convolution with stride greater than 1 (Xception's shortcuts). The product
-/// itself is a GEMM (see <see cref="Gemm"/>); these kernels move pixels between the full input grid and
+/// itself is a GEMM (see <see cref="GemmKernels"/>); these kernels move pixels between the full input grid and
 /// the subsampled one. A 1x1 window never needs 'same' padding, so sampled pixel (oy, ox) is (oy*s, ox*s).
 /// </summary>
-public static class Pointwise
+public static class PointwiseKernels
 {
     /// <summary>xs[n, oy, ox, c] = x[n, oy * s, ox * s, c].</summary>
     public static void Gather(

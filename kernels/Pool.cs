@@ -6,7 +6,7 @@ using ILGPU;
 /// Max pooling over KH x KW windows (Xception: 3x3, stride 2, 'same') and global average pooling.
 /// x [N, H, W, C], y [N, OH, OW, C]. Padded positions never win a max (TensorFlow pads with -infinity).
 /// </summary>
-public static class MaxPool
+public static class MaxPoolKernels
 {
     /// <summary>
     /// y = window maximum; argmax (when saveArgmax is 1) records the flat input index of the first maximum in
@@ -70,7 +70,7 @@ public static class MaxPool
 }
 
 /// <summary>Global average pooling: x [N, H, W, C] to y [N, C].</summary>
-public static class GlobalAvgPool
+public static class GlobalAvgPoolKernels
 {
     public static void Forward(
         ArrayView<float> x,   // [N, H, W, C]

@@ -7,7 +7,7 @@ using ILGPU;
 /// GEMM) first write per-chunk partial sums, then this kernel adds the chunks in a fixed order, so a result
 /// never depends on thread timing (no float atomics).
 /// </summary>
-public static class Reduce
+public static class ReduceKernels
 {
     /// <summary>out[l] = sum over r of partial[r, l] + beta * out[l].</summary>
     public static void SumRows(
@@ -26,7 +26,7 @@ public static class Reduce
 }
 
 /// <summary>Column sums of a [M, C] matrix, in row chunks (first stage of a deterministic reduction).</summary>
-public static class ColumnSums
+public static class ColumnSumKernels
 {
     /// <summary>partial[ch, c] = sum of x[r, c] over the rows r of chunk ch.</summary>
     public static void Partials(

@@ -1,3 +1,4 @@
+using Xception.Gpu.Imaging;
 using Xception.Gpu.Data;
 using Xception.Gpu.Tests.IO;
 using Xunit;

@@ -4,6 +4,7 @@ using ILGPU.Algorithms;
 using ILGPU.Backends.EntryPoints;
 using ILGPU.Backends.OpenCL;
 using ILGPU.Runtime;
+using Device = Xception.Gpu.Runtime.Device;
 using ILGPU.Runtime.OpenCL;
 using Xunit;
 
@@ -20,7 +21,7 @@ public class OpenClCompileTests
 {
     /// <summary>Every kernel entry point: public static void methods of the kernels assembly.</summary>
     public static IEnumerable<MethodInfo> Kernels() =>
-        typeof(Kernels.Gemm).Assembly.GetTypes()
+        typeof(Kernels.GemmKernels).Assembly.GetTypes()
             .Where(t => t.IsPublic && t.IsAbstract && t.IsSealed) // static classes
             .SelectMany(t => t.GetMethods(BindingFlags.Public | BindingFlags.Static | BindingFlags.DeclaredOnly))
             .Where(m => m.ReturnType == typeof(void) && !m.IsSpecialName)

@@ -1,5 +1,6 @@
 using ILGPU;
 using ILGPU.Runtime;
+using Device = Xception.Gpu.Runtime.Device;
 using Xception.Gpu.Ops;
 using Xunit;
 
@@ -59,7 +60,7 @@ public class DeviceTests
         using var d = Device.Open("cpu");
         int loads = 0;
         for (int i = 0; i < 3; i++)
-            d.Load("test.relu", a => { loads++; return a.LoadStreamKernel<ArrayView<float>, int, ArrayView<float>>(Kernels.Activations.ReluForward); });
+            d.Load("test.relu", a => { loads++; return a.LoadStreamKernel<ArrayView<float>, int, ArrayView<float>>(Kernels.ActivationKernels.ReluForward); });
         Assert.Equal(1, loads);
         Assert.Same(MatMul.On(d), MatMul.On(d));
     }

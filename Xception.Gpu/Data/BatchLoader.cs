@@ -1,3 +1,4 @@
+using Xception.Gpu.Imaging;
 using System.Collections.Concurrent;
 using System.Runtime.ExceptionServices;
 

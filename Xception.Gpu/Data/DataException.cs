@@ -1,4 +1,4 @@
-namespace Xception.Gpu;
+namespace Xception.Gpu.Data;
 
 /// <summary>
 /// A data set that cannot be opened or read: a missing folder or file, a file in the wrong format, labels that

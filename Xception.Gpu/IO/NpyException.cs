@@ -1,4 +1,4 @@
-namespace Xception.Gpu;
+namespace Xception.Gpu.IO;
 
 /// <summary>
 /// A .npy file that cannot be read or written: missing, not a .npy file, truncated, or holding an array this

@@ -1,4 +1,4 @@
-namespace Xception.Gpu;
+namespace Xception.Gpu.Imaging;
 
 /// <summary>
 /// An image file that cannot be decoded: missing, empty, not an image, or corrupt. The message is one line

@@ -1,6 +1,7 @@
 using ILGPU;
 using ILGPU.Runtime;
-using K = Xception.Gpu.Kernels;
+using Device = Xception.Gpu.Runtime.Device;
+using Xception.Gpu.Kernels;
 
 namespace Xception.Gpu.Ops;
 
@@ -21,10 +22,10 @@ public sealed class Activation
     Activation(Device d)
     {
         this.d = d;
-        reluForward = d.Load("relu.forward", a => a.LoadStreamKernel<ArrayView<float>, int, ArrayView<float>>(K.Activations.ReluForward));
-        reluBackward = d.Load("relu.backward", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, ArrayView<float>>(K.Activations.ReluBackward));
-        eluForward = d.Load("elu.forward", a => a.LoadStreamKernel<ArrayView<float>, float, int, ArrayView<float>>(K.Activations.EluForward));
-        eluBackward = d.Load("elu.backward", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, float, int, ArrayView<float>>(K.Activations.EluBackward));
+        reluForward = d.Load("relu.forward", a => a.LoadStreamKernel<ArrayView<float>, int, ArrayView<float>>(ActivationKernels.ReluForward));
+        reluBackward = d.Load("relu.backward", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, ArrayView<float>>(ActivationKernels.ReluBackward));
+        eluForward = d.Load("elu.forward", a => a.LoadStreamKernel<ArrayView<float>, float, int, ArrayView<float>>(ActivationKernels.EluForward));
+        eluBackward = d.Load("elu.backward", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, float, int, ArrayView<float>>(ActivationKernels.EluBackward));
     }
 
     public static Activation On(Device d) => d.Op(x => new Activation(x));

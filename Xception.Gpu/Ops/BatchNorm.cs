@@ -1,6 +1,7 @@
 using ILGPU;
 using ILGPU.Runtime;
-using K = Xception.Gpu.Kernels;
+using Device = Xception.Gpu.Runtime.Device;
+using Xception.Gpu.Kernels;
 
 namespace Xception.Gpu.Ops;
 
@@ -38,13 +39,13 @@ public sealed class BatchNorm
     BatchNorm(Device d)
     {
         this.d = d;
-        sqdevPartials = d.Load("batchnorm.sqdev_partials", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<float>>(K.BatchNorm.SquaredDeviationPartials));
-        statistics = d.Load("batchnorm.statistics", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, float, float, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(K.BatchNorm.Statistics));
-        inverseStd = d.Load("batchnorm.inverse_std", a => a.LoadStreamKernel<ArrayView<float>, int, float, ArrayView<float>>(K.BatchNorm.InverseStd));
-        normalize = d.Load("batchnorm.normalize", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ArrayView<float>>(K.BatchNorm.Normalize));
-        backwardPartials = d.Load("batchnorm.backward_partials", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>>(K.BatchNorm.BackwardPartials));
-        backwardInput = d.Load("batchnorm.backward_input", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>>(K.BatchNorm.BackwardInput));
-        backwardFrozen = d.Load("batchnorm.backward_frozen", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ArrayView<float>>(K.BatchNorm.BackwardInputFrozen));
+        sqdevPartials = d.Load("batchnorm.sqdev_partials", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<float>>(BatchNormKernels.SquaredDeviationPartials));
+        statistics = d.Load("batchnorm.statistics", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, float, float, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(BatchNormKernels.Statistics));
+        inverseStd = d.Load("batchnorm.inverse_std", a => a.LoadStreamKernel<ArrayView<float>, int, float, ArrayView<float>>(BatchNormKernels.InverseStd));
+        normalize = d.Load("batchnorm.normalize", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ArrayView<float>>(BatchNormKernels.Normalize));
+        backwardPartials = d.Load("batchnorm.backward_partials", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>>(BatchNormKernels.BackwardPartials));
+        backwardInput = d.Load("batchnorm.backward_input", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>>(BatchNormKernels.BackwardInput));
+        backwardFrozen = d.Load("batchnorm.backward_frozen", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ArrayView<float>>(BatchNormKernels.BackwardInputFrozen));
     }
 
     public static BatchNorm On(Device d) => d.Op(x => new BatchNorm(x));

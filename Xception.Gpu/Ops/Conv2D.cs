@@ -1,7 +1,8 @@
 using ILGPU;
 using ILGPU.Runtime;
+using Device = Xception.Gpu.Runtime.Device;
 using Xception.Gpu.Kernels;
-using K = Xception.Gpu.Kernels;
+using Xception.Gpu.Kernels;
 
 namespace Xception.Gpu.Ops;
 
@@ -20,9 +21,9 @@ public sealed class Conv2D
     Conv2D(Device d)
     {
         this.d = d;
-        forward = d.Load("conv2d.forward", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvShape, ArrayView<float>>(K.Conv2D.Forward));
-        backwardInput = d.Load("conv2d.backward_input", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvShape, ArrayView<float>>(K.Conv2D.BackwardInput));
-        weightPartials = d.Load("conv2d.backward_weight", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvShape, int, ArrayView<float>>(K.Conv2D.BackwardWeightPartials));
+        forward = d.Load("conv2d.forward", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvShape, ArrayView<float>>(Conv2DKernels.Forward));
+        backwardInput = d.Load("conv2d.backward_input", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvShape, ArrayView<float>>(Conv2DKernels.BackwardInput));
+        weightPartials = d.Load("conv2d.backward_weight", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvShape, int, ArrayView<float>>(Conv2DKernels.BackwardWeightPartials));
     }
 
     public static Conv2D On(Device d) => d.Op(x => new Conv2D(x));

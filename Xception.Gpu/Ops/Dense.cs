@@ -1,6 +1,7 @@
 using ILGPU;
 using ILGPU.Runtime;
-using K = Xception.Gpu.Kernels;
+using Device = Xception.Gpu.Runtime.Device;
+using Xception.Gpu.Kernels;
 
 namespace Xception.Gpu.Ops;
 
@@ -14,7 +15,7 @@ public sealed class Dense
     Dense(Device d)
     {
         this.d = d;
-        addBias = d.Load("dense.add_bias", a => a.LoadStreamKernel<ArrayView<float>, int, int, ArrayView<float>>(K.Elementwise.AddBias));
+        addBias = d.Load("dense.add_bias", a => a.LoadStreamKernel<ArrayView<float>, int, int, ArrayView<float>>(ElementwiseKernels.AddBias));
     }
 
     public static Dense On(Device d) => d.Op(x => new Dense(x));

@@ -1,7 +1,8 @@
 using ILGPU;
 using ILGPU.Runtime;
+using Device = Xception.Gpu.Runtime.Device;
 using Xception.Gpu.Kernels;
-using K = Xception.Gpu.Kernels;
+using Xception.Gpu.Kernels;
 
 namespace Xception.Gpu.Ops;
 
@@ -19,9 +20,9 @@ public sealed class Depthwise
     Depthwise(Device d)
     {
         this.d = d;
-        forward = d.Load("depthwise.forward", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvShape, ArrayView<float>>(K.Depthwise.Forward));
-        backwardInput = d.Load("depthwise.backward_input", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvShape, ArrayView<float>>(K.Depthwise.BackwardInput));
-        weightPartials = d.Load("depthwise.backward_weight", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvShape, int, ArrayView<float>>(K.Depthwise.BackwardWeightPartials));
+        forward = d.Load("depthwise.forward", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvShape, ArrayView<float>>(DepthwiseKernels.Forward));
+        backwardInput = d.Load("depthwise.backward_input", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvShape, ArrayView<float>>(DepthwiseKernels.BackwardInput));
+        weightPartials = d.Load("depthwise.backward_weight", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvShape, int, ArrayView<float>>(DepthwiseKernels.BackwardWeightPartials));
     }
 
     public static Depthwise On(Device d) => d.Op(x => new Depthwise(x));

@@ -1,6 +1,7 @@
 using ILGPU;
 using ILGPU.Runtime;
-using K = Xception.Gpu.Kernels;
+using Device = Xception.Gpu.Runtime.Device;
+using Xception.Gpu.Kernels;
 
 namespace Xception.Gpu.Ops;
 
@@ -18,8 +19,8 @@ public sealed class Dropout
     Dropout(Device d)
     {
         this.d = d;
-        forward = d.Load("dropout.forward", a => a.LoadStreamKernel<ArrayView<float>, float, uint, int, ArrayView<float>>(K.Dropout.Forward));
-        backward = d.Load("dropout.backward", a => a.LoadStreamKernel<ArrayView<float>, float, uint, int, ArrayView<float>>(K.Dropout.Backward));
+        forward = d.Load("dropout.forward", a => a.LoadStreamKernel<ArrayView<float>, float, uint, int, ArrayView<float>>(DropoutKernels.Forward));
+        backward = d.Load("dropout.backward", a => a.LoadStreamKernel<ArrayView<float>, float, uint, int, ArrayView<float>>(DropoutKernels.Backward));
     }
 
     public static Dropout On(Device d) => d.Op(x => new Dropout(x));
@@ -48,7 +49,7 @@ public sealed class Dropout
         public static double[] Mask(int n, float rate, uint seed)
         {
             var m = new double[n];
-            for (int i = 0; i < n; i++) m[i] = K.Dropout.Uniform(seed, i) >= rate ? 1.0 / (1.0 - rate) : 0.0;
+            for (int i = 0; i < n; i++) m[i] = DropoutKernels.Uniform(seed, i) >= rate ? 1.0 / (1.0 - rate) : 0.0;
             return m;
         }
 

@@ -1,6 +1,7 @@
 using ILGPU;
 using ILGPU.Runtime;
-using K = Xception.Gpu.Kernels;
+using Device = Xception.Gpu.Runtime.Device;
+using Xception.Gpu.Kernels;
 
 namespace Xception.Gpu.Ops;
 
@@ -18,9 +19,9 @@ public sealed class Loss
     Loss(Device d)
     {
         this.d = d;
-        softmaxCe = d.Load("loss.softmax_cross_entropy", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<int>, int, int, float, ArrayView<float>, ArrayView<float>>(K.Losses.SoftmaxCrossEntropy));
-        sigmoidCe = d.Load("loss.sigmoid_cross_entropy", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, ArrayView<float>, ArrayView<float>>(K.Losses.SigmoidCrossEntropy));
-        softmax = d.Load("softmax", a => a.LoadStreamKernel<ArrayView<float>, int, int, ArrayView<float>>(K.Losses.Softmax));
+        softmaxCe = d.Load("loss.softmax_cross_entropy", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<int>, int, int, float, ArrayView<float>, ArrayView<float>>(LossKernels.SoftmaxCrossEntropy));
+        sigmoidCe = d.Load("loss.sigmoid_cross_entropy", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, ArrayView<float>, ArrayView<float>>(LossKernels.SigmoidCrossEntropy));
+        softmax = d.Load("softmax", a => a.LoadStreamKernel<ArrayView<float>, int, int, ArrayView<float>>(LossKernels.Softmax));
     }
 
     public static Loss On(Device d) => d.Op(x => new Loss(x));

@@ -1,6 +1,7 @@
 using ILGPU;
 using ILGPU.Runtime;
-using K = Xception.Gpu.Kernels;
+using Device = Xception.Gpu.Runtime.Device;
+using Xception.Gpu.Kernels;
 
 namespace Xception.Gpu.Ops;
 
@@ -19,8 +20,8 @@ public sealed class MatMul
     {
         this.d = d;
         kernel = d.UsesGpuKernels
-            ? d.Load("gemm.tiled", a => a.LoadStreamKernel<ArrayView<float>, int, int, ArrayView<float>, int, int, int, int, int, int, float, ArrayView<float>>(K.Gemm.Tiled))
-            : d.Load("gemm.cpu", a => a.LoadStreamKernel<ArrayView<float>, int, int, ArrayView<float>, int, int, int, int, int, int, float, ArrayView<float>>(K.Gemm.Cpu));
+            ? d.Load("gemm.tiled", a => a.LoadStreamKernel<ArrayView<float>, int, int, ArrayView<float>, int, int, int, int, int, int, float, ArrayView<float>>(GemmKernels.Tiled))
+            : d.Load("gemm.cpu", a => a.LoadStreamKernel<ArrayView<float>, int, int, ArrayView<float>, int, int, int, int, int, int, float, ArrayView<float>>(GemmKernels.Cpu));
     }
 
     public static MatMul On(Device d) => d.Op(x => new MatMul(x));
@@ -40,7 +41,7 @@ public sealed class MatMul
         int bRow = transB ? 1 : n, bCol = transB ? k : 1;
 
         bool gpu = d.UsesGpuKernels;
-        int tile = gpu ? K.Gemm.GpuTile : K.Gemm.CpuTile;
+        int tile = gpu ? GemmKernels.GpuTile : GemmKernels.CpuTile;
         long tiles = (long)((m + tile - 1) / tile) * ((n + tile - 1) / tile);
         // Units of work that keep the device busy: groups on a GPU (two per multiprocessor), threads on a CPU.
         long want = gpu ? 2L * d.Accelerator.NumMultiprocessors : 4L * d.Parallelism;
@@ -55,7 +56,7 @@ public sealed class MatMul
         var target = slices == 1 ? c : d.Scratch(ScratchSlot.GemmPartials, (long)slices * m * n);
         long units = tiles * slices;
         var config = gpu
-            ? new KernelConfig((int)Math.Min(units, int.MaxValue), K.Gemm.GpuGroupSize)
+            ? new KernelConfig((int)Math.Min(units, int.MaxValue), GemmKernels.GpuGroupSize)
             : d.GridFor(units);
         kernel(config, a, aRow, aCol, b, bRow, bCol, m, n, k, kChunk, slices == 1 ? beta : 0f, target);
         if (slices > 1) Reductions.On(d).SumRows(target, slices, m * n, beta, c);

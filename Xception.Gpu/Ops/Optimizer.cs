@@ -1,6 +1,7 @@
 using ILGPU;
 using ILGPU.Runtime;
-using K = Xception.Gpu.Kernels;
+using Device = Xception.Gpu.Runtime.Device;
+using Xception.Gpu.Kernels;
 
 namespace Xception.Gpu.Ops;
 
@@ -19,8 +20,8 @@ public sealed class Optimizer
     Optimizer(Device d)
     {
         this.d = d;
-        sgd = d.Load("optimizer.sgd", a => a.LoadStreamKernel<ArrayView<float>, float, float, int, float, int, ArrayView<float>, ArrayView<float>>(K.Optimizers.Sgd));
-        rmsprop = d.Load("optimizer.rmsprop", a => a.LoadStreamKernel<ArrayView<float>, float, float, float, float, float, int, ArrayView<float>, ArrayView<float>, ArrayView<float>>(K.Optimizers.RmsProp));
+        sgd = d.Load("optimizer.sgd", a => a.LoadStreamKernel<ArrayView<float>, float, float, int, float, int, ArrayView<float>, ArrayView<float>>(OptimizerKernels.Sgd));
+        rmsprop = d.Load("optimizer.rmsprop", a => a.LoadStreamKernel<ArrayView<float>, float, float, float, float, float, int, ArrayView<float>, ArrayView<float>, ArrayView<float>>(OptimizerKernels.RmsProp));
     }
 
     public static Optimizer On(Device d) => d.Op(x => new Optimizer(x));

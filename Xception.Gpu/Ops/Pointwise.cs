@@ -1,7 +1,8 @@
 using ILGPU;
 using ILGPU.Runtime;
+using Device = Xception.Gpu.Runtime.Device;
 using Xception.Gpu.Kernels;
-using K = Xception.Gpu.Kernels;
+using Xception.Gpu.Kernels;
 
 namespace Xception.Gpu.Ops;
 
@@ -20,8 +21,8 @@ public sealed class Pointwise
     Pointwise(Device d)
     {
         this.d = d;
-        gather = d.Load("pointwise.gather", a => a.LoadStreamKernel<ArrayView<float>, ConvShape, ArrayView<float>>(K.Pointwise.Gather));
-        scatter = d.Load("pointwise.scatter", a => a.LoadStreamKernel<ArrayView<float>, ConvShape, ArrayView<float>>(K.Pointwise.Scatter));
+        gather = d.Load("pointwise.gather", a => a.LoadStreamKernel<ArrayView<float>, ConvShape, ArrayView<float>>(PointwiseKernels.Gather));
+        scatter = d.Load("pointwise.scatter", a => a.LoadStreamKernel<ArrayView<float>, ConvShape, ArrayView<float>>(PointwiseKernels.Scatter));
     }
 
     public static Pointwise On(Device d) => d.Op(x => new Pointwise(x));

@@ -1,7 +1,8 @@
 using ILGPU;
 using ILGPU.Runtime;
+using Device = Xception.Gpu.Runtime.Device;
 using Xception.Gpu.Kernels;
-using K = Xception.Gpu.Kernels;
+using Xception.Gpu.Kernels;
 
 namespace Xception.Gpu.Ops;
 
@@ -21,8 +22,8 @@ public sealed class MaxPool
     {
         this.d = d;
         noArgmax = d.Accelerator.Allocate1D<int>(1).View; // freed with the accelerator
-        forward = d.Load("maxpool.forward", a => a.LoadStreamKernel<ArrayView<float>, ConvShape, int, ArrayView<float>, ArrayView<int>>(K.MaxPool.Forward));
-        backward = d.Load("maxpool.backward", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ConvShape, ArrayView<float>>(K.MaxPool.Backward));
+        forward = d.Load("maxpool.forward", a => a.LoadStreamKernel<ArrayView<float>, ConvShape, int, ArrayView<float>, ArrayView<int>>(MaxPoolKernels.Forward));
+        backward = d.Load("maxpool.backward", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ConvShape, ArrayView<float>>(MaxPoolKernels.Backward));
     }
 
     public static MaxPool On(Device d) => d.Op(x => new MaxPool(x));
@@ -107,8 +108,8 @@ public sealed class GlobalAvgPool
     GlobalAvgPool(Device d)
     {
         this.d = d;
-        forward = d.Load("global_avg_pool.forward", a => a.LoadStreamKernel<ArrayView<float>, int, int, int, ArrayView<float>>(K.GlobalAvgPool.Forward));
-        backward = d.Load("global_avg_pool.backward", a => a.LoadStreamKernel<ArrayView<float>, int, int, int, ArrayView<float>>(K.GlobalAvgPool.Backward));
+        forward = d.Load("global_avg_pool.forward", a => a.LoadStreamKernel<ArrayView<float>, int, int, int, ArrayView<float>>(GlobalAvgPoolKernels.Forward));
+        backward = d.Load("global_avg_pool.backward", a => a.LoadStreamKernel<ArrayView<float>, int, int, int, ArrayView<float>>(GlobalAvgPoolKernels.Backward));
     }
 
     public static GlobalAvgPool On(Device d) => d.Op(x => new GlobalAvgPool(x));

@@ -1,6 +1,7 @@
 using ILGPU;
 using ILGPU.Runtime;
-using K = Xception.Gpu.Kernels;
+using Device = Xception.Gpu.Runtime.Device;
+using Xception.Gpu.Kernels;
 
 namespace Xception.Gpu.Ops;
 
@@ -17,8 +18,8 @@ public sealed class Reductions
     Reductions(Device d)
     {
         this.d = d;
-        sumRows = d.Load("reduce.sum_rows", a => a.LoadStreamKernel<ArrayView<float>, int, int, float, ArrayView<float>>(K.Reduce.SumRows));
-        partials = d.Load("reduce.column_partials", a => a.LoadStreamKernel<ArrayView<float>, int, int, int, ArrayView<float>>(K.ColumnSums.Partials));
+        sumRows = d.Load("reduce.sum_rows", a => a.LoadStreamKernel<ArrayView<float>, int, int, float, ArrayView<float>>(ReduceKernels.SumRows));
+        partials = d.Load("reduce.column_partials", a => a.LoadStreamKernel<ArrayView<float>, int, int, int, ArrayView<float>>(ColumnSumKernels.Partials));
     }
 
     public static Reductions On(Device d) => d.Op(x => new Reductions(x));

@@ -1,6 +1,7 @@
 using ILGPU;
 using ILGPU.Runtime;
-using K = Xception.Gpu.Kernels;
+using Device = Xception.Gpu.Runtime.Device;
+using Xception.Gpu.Kernels;
 
 namespace Xception.Gpu.Ops;
 
@@ -19,8 +20,8 @@ public sealed class Residual
     Residual(Device d)
     {
         this.d = d;
-        add = d.Load("add.forward", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, ArrayView<float>>(K.Elementwise.Add));
-        accumulate = d.Load("add.accumulate", a => a.LoadStreamKernel<ArrayView<float>, int, ArrayView<float>>(K.Elementwise.Accumulate));
+        add = d.Load("add.forward", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, ArrayView<float>>(ElementwiseKernels.Add));
+        accumulate = d.Load("add.accumulate", a => a.LoadStreamKernel<ArrayView<float>, int, ArrayView<float>>(ElementwiseKernels.Accumulate));
     }
 
     public static Residual On(Device d) => d.Op(x => new Residual(x));

@@ -1,4 +1,4 @@
-namespace Xception.Gpu;
+namespace Xception.Gpu.Runtime;
 
 using ILGPU;
 using ILGPU.Algorithms;

@@ -1,4 +1,4 @@
-namespace Xception.Gpu;
+namespace Xception.Gpu.Runtime;
 
 /// <summary>Kinds of device the library can run on.</summary>
 public enum DeviceKind { Cpu, Cuda, OpenCL }

@@ -1,4 +1,4 @@
-namespace Xception.Gpu;
+namespace Xception.Gpu.Runtime;
 
 /// <summary>Base of every error this library throws on purpose; its message is one line meant for users.</summary>
 public class XceptionException : Exception

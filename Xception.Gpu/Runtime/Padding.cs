@@ -1,4 +1,4 @@
-namespace Xception.Gpu;
+namespace Xception.Gpu.Runtime;
 
 /// <summary>Keras padding modes.</summary>
 public enum Padding { Valid, Same }

@@ -1,4 +1,4 @@
-namespace Xception.Gpu;
+namespace Xception.Gpu.Runtime;
 
 /// <summary>An immutable tensor shape. 4-D activations are NHWC, as in Keras.</summary>
 public sealed class Shape : IEquatable<Shape>

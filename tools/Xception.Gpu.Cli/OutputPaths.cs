@@ -9,19 +9,19 @@ static class OutputPaths
     /// <summary>A folder that exists or can be made, and in which a file can be created.</summary>
     public static void Folder(string option, string dir)
     {
-        if (System.IO.File.Exists(dir)) throw new Xception.Gpu.XceptionException($"{option} '{dir}' is a file, expected a folder");
+        if (System.IO.File.Exists(dir)) throw new XceptionException($"{option} '{dir}' is a file, expected a folder");
         try { Directory.CreateDirectory(dir); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException)
-        { throw new Xception.Gpu.XceptionException($"{option}: cannot create the folder '{dir}' ({Reason(e)})"); }
+        { throw new XceptionException($"{option}: cannot create the folder '{dir}' ({Reason(e)})"); }
         Probe(option, dir, dir);
     }
 
     /// <summary>A file path whose folder exists and is writable, and that is not a folder itself.</summary>
     public static void WritableFile(string option, string path)
     {
-        if (Directory.Exists(path)) throw new Xception.Gpu.XceptionException($"{option} '{path}' is a folder, expected a file name");
+        if (Directory.Exists(path)) throw new XceptionException($"{option} '{path}' is a folder, expected a file name");
         var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
-        if (!Directory.Exists(dir)) throw new Xception.Gpu.XceptionException($"{option} '{path}': its folder '{dir}' does not exist");
+        if (!Directory.Exists(dir)) throw new XceptionException($"{option} '{path}': its folder '{dir}' does not exist");
         Probe(option, path, dir);
     }
 
@@ -37,7 +37,7 @@ static class OutputPaths
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             try { System.IO.File.Delete(probe); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-            throw new Xception.Gpu.XceptionException($"{option} '{what}' cannot be written ({Reason(e)})");
+            throw new XceptionException($"{option} '{what}' cannot be written ({Reason(e)})");
         }
     }
 
