@@ -15,8 +15,8 @@ static class ModelFixtures
         foreach (var l in m.Layers)
             foreach (var p in l.Parameters)
             {
-                if (p.Name is "gamma" or "moving_variance") p.Set(Enumerable.Range(0, p.Length).Select(_ => (float)(0.5 + r.NextDouble())).ToArray());
-                if (p.Name is "beta" or "moving_mean" or "bias") p.Set(Enumerable.Range(0, p.Length).Select(_ => (float)(r.NextDouble() * 0.4 - 0.2)).ToArray());
+                if (p.Role is ParameterRole.Gamma or ParameterRole.MovingVariance) p.Set(Enumerable.Range(0, p.Length).Select(_ => (float)(0.5 + r.NextDouble())).ToArray());
+                if (p.Role is ParameterRole.Beta or ParameterRole.MovingMean or ParameterRole.Bias) p.Set(Enumerable.Range(0, p.Length).Select(_ => (float)(r.NextDouble() * 0.4 - 0.2)).ToArray());
             }
     }
 }

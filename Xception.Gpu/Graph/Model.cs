@@ -55,7 +55,7 @@ public sealed class Model : IDisposable
         foreach (var p in Parameters)
         {
             var v = new float[p.Length];
-            if (p.Name.EndsWith("kernel"))
+            if (p.Role == ParameterRole.Kernel)
             {
                 var k = p.KerasShape;
                 long rf = 1;
@@ -64,7 +64,7 @@ public sealed class Model : IDisposable
                 double a = Math.Sqrt(6 / (fanIn + fanOut));
                 for (int i = 0; i < v.Length; i++) v[i] = (float)((rnd.NextDouble() * 2 - 1) * a);
             }
-            else if (p.Name is "gamma" or "moving_variance") Array.Fill(v, 1f);
+            else if (p.Role is ParameterRole.Gamma or ParameterRole.MovingVariance) Array.Fill(v, 1f);
             p.Set(v);
         }
     }

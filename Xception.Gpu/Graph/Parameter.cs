@@ -1,20 +1,50 @@
 namespace Xception.Gpu.Graph;
 
 /// <summary>
+/// What a parameter is for, which decides how it starts (<see cref="Model.Initialize"/>), whether it is
+/// trained, and whether weight decay applies: behaviour follows the role, never the Keras name.
+/// </summary>
+public enum ParameterRole
+{
+    /// <summary>Weights of a convolution or dense layer (any of Keras' <c>kernel</c>, <c>depthwise_kernel</c>, <c>pointwise_kernel</c>); Glorot-uniform, decayed.</summary>
+    Kernel,
+
+    /// <summary>A dense layer's bias; starts at 0.</summary>
+    Bias,
+
+    /// <summary>Batch norm's scale; starts at 1.</summary>
+    Gamma,
+
+    /// <summary>Batch norm's offset; starts at 0.</summary>
+    Beta,
+
+    /// <summary>Batch norm's moving mean: updated by the forward pass in training, not by the optimizer; starts at 0.</summary>
+    MovingMean,
+
+    /// <summary>Batch norm's moving variance: updated by the forward pass in training, not by the optimizer; starts at 1.</summary>
+    MovingVariance,
+}
+
+/// <summary>
 /// One weight tensor of a layer, with Keras' name and shape (e.g. <c>depthwise_kernel</c> [3, 3, C, 1]).
 /// Its values live on the host until the model is bound to a device, then on the device (with a gradient
 /// buffer when trainable); <see cref="Model.SyncToHost"/> brings them back.
 /// </summary>
 public sealed class Parameter
 {
-    public Parameter(string name, int[] kerasShape, bool trainable, int[]? deviceShape = null)
+    /// <summary>A parameter of zeros.</summary>
+    /// <param name="name">Keras' weight name, e.g. <c>depthwise_kernel</c>.</param>
+    /// <param name="role">What it is for.</param>
+    /// <param name="kerasShape">The shape Keras stores.</param>
+    /// <param name="deviceShape">The shape the device ops take, when it differs (same length).</param>
+    public Parameter(string name, ParameterRole role, int[] kerasShape, int[]? deviceShape = null)
     {
         Name = name;
+        Role = role;
         KerasShape = kerasShape;
         Shape = new Shape(deviceShape ?? kerasShape);
         if (Shape.Length != new Shape(kerasShape).Length)
             throw new ArgumentException($"{name}: device shape {Shape} does not hold Keras shape ({string.Join(", ", kerasShape)})");
-        Trainable = trainable;
         Host = new float[Shape.Length];
     }
 
@@ -27,7 +57,12 @@ public sealed class Parameter
     /// <summary>The shape the device ops take.</summary>
     public Shape Shape { get; }
 
-    public bool Trainable { get; }
+    /// <summary>What it is for.</summary>
+    public ParameterRole Role { get; }
+
+    /// <summary>Whether the optimizer updates it: all but batch norm's moving statistics, which the forward pass moves.</summary>
+    public bool Trainable => Role is not (ParameterRole.MovingMean or ParameterRole.MovingVariance);
+
     public int Length => Shape.Length;
 
     /// <summary>Host copy of the values (the truth while no device is bound).</summary>

@@ -48,7 +48,7 @@ public sealed class OptimizerState : IDisposable
         var op = Optimizer.On(d);
         foreach (var (p, (_, a, b)) in slots)
         {
-            float wd = p.Name.EndsWith("kernel") ? s.WeightDecay : 0f; // Keras puts regularizers on kernels
+            float wd = p.Role == ParameterRole.Kernel ? s.WeightDecay : 0f; // Keras puts regularizers on kernels
             if (s.Kind == OptimizerKind.Sgd) op.Sgd(p.Value!, p.Grad!, a, lr, s.Momentum, s.Nesterov, wd);
             else op.RmsProp(p.Value!, p.Grad!, a, b!, lr, s.Rho, s.Momentum, s.Epsilon, wd);
         }

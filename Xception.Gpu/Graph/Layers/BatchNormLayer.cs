@@ -19,10 +19,10 @@ public sealed class BatchNormLayer(string name, Layer input, float epsilon = Bat
     internal override void CreateParameters(IReadOnlyList<int[]> inputs)
     {
         int c = inputs[0][^1];
-        Parameters.Add(new Parameter("gamma", [c], true));
-        Parameters.Add(new Parameter("beta", [c], true));
-        Parameters.Add(new Parameter("moving_mean", [c], false));
-        Parameters.Add(new Parameter("moving_variance", [c], false));
+        Parameters.Add(new Parameter("gamma", ParameterRole.Gamma, [c]));
+        Parameters.Add(new Parameter("beta", ParameterRole.Beta, [c]));
+        Parameters.Add(new Parameter("moving_mean", ParameterRole.MovingMean, [c]));
+        Parameters.Add(new Parameter("moving_variance", ParameterRole.MovingVariance, [c]));
     }
 
     BatchNormParams Params() => new(Param("gamma").Value!, Param("beta").Value!, Param("moving_mean").Value!, Param("moving_variance").Value!);

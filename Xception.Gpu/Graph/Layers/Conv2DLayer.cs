@@ -36,7 +36,7 @@ public sealed class Conv2DLayer : Layer
     internal override void CreateParameters(IReadOnlyList<int[]> inputs)
     {
         int cin = inputs[0][2] / Groups;
-        Parameters.Add(new Parameter("kernel", [Kernel, Kernel, cin, Filters], true,
+        Parameters.Add(new Parameter("kernel", ParameterRole.Kernel, [Kernel, Kernel, cin, Filters],
             IsPointwise ? [cin, Filters] : null));
     }
 

@@ -16,8 +16,8 @@ public sealed class DenseLayer(string name, Layer input, int units) : Layer(name
 
     internal override void CreateParameters(IReadOnlyList<int[]> inputs)
     {
-        Parameters.Add(new Parameter("kernel", [inputs[0][0], Units], true));
-        Parameters.Add(new Parameter("bias", [Units], true));
+        Parameters.Add(new Parameter("kernel", ParameterRole.Kernel, [inputs[0][0], Units]));
+        Parameters.Add(new Parameter("bias", ParameterRole.Bias, [Units]));
     }
 
     public override void Forward(LayerContext ctx) =>

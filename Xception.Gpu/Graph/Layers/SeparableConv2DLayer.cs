@@ -46,10 +46,10 @@ public sealed class SeparableConv2DLayer : Layer
     {
         int c = inputs[0][2];
         if (Segments == 0 || Segments == c)
-            Parameters.Add(new Parameter("depthwise_kernel", [Kernel, Kernel, c, 1], true, [Kernel, Kernel, c]));
+            Parameters.Add(new Parameter("depthwise_kernel", ParameterRole.Kernel, [Kernel, Kernel, c, 1], [Kernel, Kernel, c]));
         else
-            Parameters.Add(new Parameter("spatial_kernel", [Kernel, Kernel, c / Segments, c], true));
-        Parameters.Add(new Parameter("pointwise_kernel", [1, 1, c, Filters], true, [c, Filters]));
+            Parameters.Add(new Parameter("spatial_kernel", ParameterRole.Kernel, [Kernel, Kernel, c / Segments, c]));
+        Parameters.Add(new Parameter("pointwise_kernel", ParameterRole.Kernel, [1, 1, c, Filters], [c, Filters]));
     }
 
     // Saved slots: 0 = spatial output, 1 = activation output (when an activation sits between).
