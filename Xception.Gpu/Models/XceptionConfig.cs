@@ -52,11 +52,11 @@ public sealed record XceptionConfig
     public float Width { get; init; } = 1f;
 
     /// <summary>
-    /// Momentum of the batch-norm moving statistics (Keras' 0.99). The moving statistics reach their
+    /// Momentum of the batch-norm moving statistics (Keras' 0.99, <see cref="BatchNorm.DefaultMomentum"/>). The moving statistics reach their
     /// batch values only after a few hundred steps at 0.99, so short runs evaluate poorly with it; the small
     /// preset uses 0.9.
     /// </summary>
-    public float BatchNormMomentum { get; init; } = 0.99f;
+    public float BatchNormMomentum { get; init; } = BatchNorm.DefaultMomentum;
 
     /// <summary>Stride of block1_conv1 (2 in Xception; 1 keeps small images such as 28 x 28 large enough).</summary>
     public int EntryStride { get; init; } = 2;
