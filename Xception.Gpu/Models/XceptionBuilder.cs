@@ -12,11 +12,17 @@ namespace Xception.Gpu.Models;
 public sealed class XceptionBuilder
 {
     readonly XceptionConfig c;
+    readonly XceptionPlan plan;
     readonly List<Layer> layers = new();
     int shortcuts, adds;
 
-    XceptionBuilder(XceptionConfig config) => c = config.Validate();
+    XceptionBuilder(XceptionConfig config)
+    {
+        c = config.Validate();
+        plan = XceptionPlan.Of(c);
+    }
 
+    /// <summary>The model of a configuration (Keras' Xception by default), with zero weights: see <see cref="Model.Initialize"/>.</summary>
     public static Model Build(XceptionConfig? config = null)
     {
         var b = new XceptionBuilder(config ?? new XceptionConfig());
@@ -25,89 +31,97 @@ public sealed class XceptionBuilder
 
     List<Layer> Graph()
     {
-        var x = Add(new InputLayer("input_1", [c.ImageSize, c.ImageSize, c.InputChannels]));
+        var x = Then(new InputLayer("input_1", [c.ImageSize, c.ImageSize, c.InputChannels]));
 
-        // Entry flow
-        x = ConvBnRelu(x, "block1_conv1", W(32), stride: c.EntryStride);
-        x = ConvBnRelu(x, "block1_conv2", W(64), stride: 1);
-        x = EntryBlock(x, "block2", W(128), reluFirst: false);
-        x = EntryBlock(x, "block3", W(256), reluFirst: true);
-        x = EntryBlock(x, "block4", W(728), reluFirst: true);
+        // Entry flow: block 1's two convolutions, then blocks that halve the size
+        foreach (var conv in plan.Stem) x = ConvBnRelu(x, conv);
+        foreach (var block in plan.Entry) x = Block(x, block);
 
         // Middle flow: x + 3 x [ReLU, SepConv 728, BN]
-        for (int i = 0; i < c.MiddleBlocks; i++)
-        {
-            string block = $"block{5 + i}";
-            var y = x;
-            for (int j = 1; j <= 3; j++) y = ReluSepBn(y, $"{block}_sepconv{j}", W(728));
-            x = Residual(y, x);
-        }
+        foreach (var block in plan.Middle) x = Block(x, block);
 
-        // Exit flow
-        string b13 = $"block{5 + c.MiddleBlocks}", b14 = $"block{6 + c.MiddleBlocks}";
-        var shortcut = Shortcut(x, W(1024));
-        x = ReluSepBn(x, $"{b13}_sepconv1", W(728));
-        x = ReluSepBn(x, $"{b13}_sepconv2", W(1024));
-        x = Add(new MaxPoolLayer($"{b13}_pool", x));
-        if (shortcut is not null) x = Residual(x, shortcut);
-        x = SepBnRelu(x, $"{b14}_sepconv1", W(1536));
-        x = SepBnRelu(x, $"{b14}_sepconv2", W(2048));
+        // Exit flow: one more halving block, then two separable convolutions
+        foreach (var block in plan.Exit) x = Block(x, block);
 
         if (c.IncludeTop)
         {
-            x = Add(new GlobalPoolLayer("avg_pool", x, max: false));
-            if (c.Dropout > 0) x = Add(new DropoutLayer("dropout", x, c.Dropout));
-            Add(new DenseLayer("predictions", x, c.Classes));
+            x = Then(new GlobalPoolLayer("avg_pool", x, max: false));
+            if (c.Dropout > 0) x = Then(new DropoutLayer("dropout", x, c.Dropout));
+            Then(new DenseLayer("predictions", x, c.Classes));
         }
-        else if (c.Pooling == Pooling.Avg) Add(new GlobalPoolLayer("avg_pool", x, max: false));
-        else if (c.Pooling == Pooling.Max) Add(new GlobalPoolLayer("max_pool", x, max: true));
+        else if (c.Pooling == Pooling.Avg) Then(new GlobalPoolLayer("avg_pool", x, max: false));
+        else if (c.Pooling == Pooling.Max) Then(new GlobalPoolLayer("max_pool", x, max: true));
         return layers;
     }
 
-    /// <summary>Xception's width for a layer, scaled by the configuration's multiplier.</summary>
-    int W(int baseWidth) => c.Channels(baseWidth);
-
-    /// <summary>Blocks 2-4: [ReLU] SepConv BN ReLU SepConv BN MaxPool, plus a strided 1x1 shortcut.</summary>
-    Layer EntryBlock(Layer x, string block, int filters, bool reluFirst)
+    Layer Block(Layer x, XceptionBlock b) => b.Kind switch
     {
-        var shortcut = Shortcut(x, filters);
-        var y = reluFirst ? ReluSepBn(x, $"{block}_sepconv1", filters) : SepBn(x, $"{block}_sepconv1", filters);
-        y = ReluSepBn(y, $"{block}_sepconv2", filters);
-        y = Add(new MaxPoolLayer($"{block}_pool", y));
+        BlockKind.Pooling => PoolingBlock(x, b),
+        BlockKind.Middle => MiddleBlock(x, b),
+        BlockKind.Final => FinalBlock(x, b),
+        _ => throw new ArgumentOutOfRangeException(nameof(b), b.Kind, "not a block of Figure 5"),
+    };
+
+    /// <summary>
+    /// Blocks 2-4 and 13: [ReLU] SepConv(w1) BN ReLU SepConv(w2) BN MaxPool, plus a strided 1x1 shortcut to w2.
+    /// The shortcut is created first, as Keras does, so the layer order (and the shortcuts' numbers) are Keras'.
+    /// </summary>
+    Layer PoolingBlock(Layer x, XceptionBlock b)
+    {
+        var shortcut = Shortcut(x, b.Widths[1]);
+        var y = b.ReluFirst ? ReluSepBn(x, $"{b.Name}_sepconv1", b.Widths[0]) : SepBn(x, $"{b.Name}_sepconv1", b.Widths[0]);
+        y = ReluSepBn(y, $"{b.Name}_sepconv2", b.Widths[1]);
+        y = Then(new MaxPoolLayer($"{b.Name}_pool", y, XceptionBlock.Pool, XceptionBlock.PoolStride, XceptionBlock.PoolPadding));
         return shortcut is null ? y : Residual(y, shortcut);
     }
 
-    Layer ConvBnRelu(Layer x, string name, int filters, int stride)
+    /// <summary>The middle flow's block: [ReLU SepConv BN] per width, added to the block's input.</summary>
+    Layer MiddleBlock(Layer x, XceptionBlock b)
     {
-        x = Add(new Conv2DLayer(name, x, filters, 3, stride, Padding.Valid));
-        x = Add(new BatchNormLayer($"{name}_bn", x, momentum: c.BatchNormMomentum));
-        return Add(new ActivationLayer($"{name}_act", x, ActivationKind.Relu));
+        var y = x;
+        for (int j = 0; j < b.Widths.Count; j++) y = ReluSepBn(y, $"{b.Name}_sepconv{j + 1}", b.Widths[j]);
+        return Residual(y, x);
+    }
+
+    /// <summary>Block 14: [SepConv BN ReLU] per width.</summary>
+    Layer FinalBlock(Layer x, XceptionBlock b)
+    {
+        for (int j = 0; j < b.Widths.Count; j++) x = SepBnRelu(x, $"{b.Name}_sepconv{j + 1}", b.Widths[j]);
+        return x;
+    }
+
+    Layer ConvBnRelu(Layer x, StemConv conv)
+    {
+        x = Then(new Conv2DLayer(conv.Name, x, conv.Filters, conv.Kernel, conv.Stride, conv.Padding));
+        x = Then(new BatchNormLayer($"{conv.Name}_bn", x, momentum: c.BatchNormMomentum));
+        return Then(new ActivationLayer($"{conv.Name}_act", x, ActivationKind.Relu));
     }
 
     Layer SepBn(Layer x, string name, int filters)
     {
-        x = Add(new SeparableConv2DLayer(name, x, filters, between: c.SeparableActivation, segments: c.Segments));
-        return Add(new BatchNormLayer($"{name}_bn", x, momentum: c.BatchNormMomentum));
+        x = Then(new SeparableConv2DLayer(name, x, filters, between: c.SeparableActivation, segments: c.Segments));
+        return Then(new BatchNormLayer($"{name}_bn", x, momentum: c.BatchNormMomentum));
     }
 
     Layer ReluSepBn(Layer x, string name, int filters) =>
-        SepBn(Add(new ActivationLayer($"{name}_act", x, ActivationKind.Relu)), name, filters);
+        SepBn(Then(new ActivationLayer($"{name}_act", x, ActivationKind.Relu)), name, filters);
 
     Layer SepBnRelu(Layer x, string name, int filters) =>
-        Add(new ActivationLayer($"{name}_act", SepBn(x, name, filters), ActivationKind.Relu));
+        Then(new ActivationLayer($"{name}_act", SepBn(x, name, filters), ActivationKind.Relu));
 
-    /// <summary>1x1 stride-2 convolution and batch norm, or nothing when residuals are off.</summary>
+    /// <summary>1x1 convolution and batch norm that shrink like the block's pool, or nothing when residuals are off.</summary>
     Layer? Shortcut(Layer x, int filters)
     {
         if (!c.Residual) return null;
         shortcuts++;
-        var s = Add(new Conv2DLayer($"conv2d_{shortcuts}", x, filters, 1, 2, Padding.Same));
-        return Add(new BatchNormLayer($"batch_normalization_{shortcuts}", s, momentum: c.BatchNormMomentum));
+        var s = Then(new Conv2DLayer($"conv2d_{shortcuts}", x, filters, 1, XceptionBlock.PoolStride, XceptionBlock.PoolPadding));
+        return Then(new BatchNormLayer($"batch_normalization_{shortcuts}", s, momentum: c.BatchNormMomentum));
     }
 
-    Layer Residual(Layer x, Layer shortcut) => c.Residual ? Add(new AddLayer($"add_{++adds}", x, shortcut)) : x;
+    Layer Residual(Layer x, Layer shortcut) => c.Residual ? Then(new AddLayer($"add_{++adds}", x, shortcut)) : x;
 
-    Layer Add(Layer l)
+    /// <summary>Appends a layer to the graph and returns it, so each line reads as the next step of the figure.</summary>
+    Layer Then(Layer l)
     {
         layers.Add(l);
         return l;

@@ -78,23 +78,13 @@ public sealed record XceptionConfig
         Width = 0.25f, EntryStride = 1, MiddleBlocks = 4, BatchNormMomentum = 0.9f,
     };
 
-    /// <summary>Spatial size after the exit flow's pool (at least 1 for a valid configuration).</summary>
-    public int ExitSize()
-    {
-        int s = (ImageSize - 3) / EntryStride + 1 - 2;
-        for (int i = 0; i < 4; i++) s = (s + 1) / 2;
-        return s;
-    }
+    /// <summary>Spatial size after the exit flow's pool (at least 1 for a valid configuration); see <see cref="XceptionPlan.ExitSize"/>.</summary>
+    public int ExitSize() => XceptionPlan.Of(this).ExitSize(ImageSize);
 
-    /// <summary>Input channels of every separable convolution (the spatial part works on these).</summary>
-    public IEnumerable<int> SeparableInputs()
-    {
-        int[] entry = [64, 128, 128, 256, 256, 728];
-        foreach (var c in entry) yield return Channels(c);
-        if (MiddleBlocks > 0) yield return Channels(728);
-        foreach (var c in new[] { 728, 728, 1024, 1536 }) yield return Channels(c);
-    }
+    /// <summary>Input channels of every separable convolution, in order (the spatial part works on these).</summary>
+    public IEnumerable<int> SeparableInputs() => XceptionPlan.Of(this).SeparableInputs();
 
+    /// <summary>This configuration when every value is in range; otherwise an XceptionException naming the first that is not.</summary>
     public XceptionConfig Validate()
     {
         static void Check(bool ok, string message)
