@@ -87,13 +87,15 @@ public static class ModelWeights
     /// </summary>
     internal static void CheckConfig(string path, XceptionConfig c, Func<string, ulong[]?> shapeOf)
     {
-        string exit = $"block{6 + c.MiddleBlocks}";
+        var plan = XceptionPlan.Of(c);
+        var (stem, last) = (plan.Stem[0], plan.Exit[^1]);
+        string exit = last.Name;
         var expected = new List<(string Name, int[] Shape)>
         {
-            ("block1_conv1/kernel", [3, 3, c.InputChannels, c.Channels(32)]),
-            ($"{exit}_sepconv2/pointwise_kernel", [1, 1, c.Channels(1536), c.Channels(2048)]),
+            ($"{stem.Name}/kernel", [stem.Kernel, stem.Kernel, c.InputChannels, stem.Filters]),
+            ($"{exit}_sepconv{last.Widths.Count}/pointwise_kernel", [1, 1, last.Widths[^2], last.Widths[^1]]),
         };
-        if (c.IncludeTop) expected.Add(("predictions/kernel", [c.Channels(2048), c.Classes]));
+        if (c.IncludeTop) expected.Add(("predictions/kernel", [plan.Features, c.Classes]));
         foreach (var (name, shape) in expected)
         {
             var found = shapeOf(name);
