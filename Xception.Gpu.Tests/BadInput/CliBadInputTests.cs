@@ -206,7 +206,7 @@ public class CliBadInputTests
         (code, output) = CliRun.Run("predict", "--weights", weights, "--device", "cpu", "--max-image-pixels", "1000", small);
         Assert.Equal(1, code);
         Assert.Contains($"image file '{small}' is 40x30 = 1,200 pixels, more than the limit of 1,000", output);
-        Assert.Equal(Imaging.ImageLoader.DefaultMaxPixels, Imaging.ImageLoader.MaxPixels); // restored after the run
+        Assert.Equal(Gpu.Imaging.ImageLoader.DefaultMaxPixels, Gpu.Imaging.ImageLoader.MaxPixels); // restored after the run
         (code, output) = CliRun.Run("predict", "--weights", weights, "--device", "cpu", "--max-image-pixels", "1200", small);
         Assert.True(code == 0, output);
         (code, output) = CliRun.Run("predict", "--weights", weights, "--device", "cpu", "--max-image-pixels", "0", small);

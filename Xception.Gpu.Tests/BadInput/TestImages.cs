@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
 using StbImageWriteSharp;
-using Xception.Gpu.Tests.IO;
+using Xception.Gpu.Tests.Imaging;
 
 namespace Xception.Gpu.Tests.BadInput;
 

@@ -31,11 +31,11 @@ public class OpenClCompileTests
     public void KernelListCoversEveryOp()
     {
         var names = Kernels().Select(m => m.DeclaringType!.Name + "." + m.Name).ToHashSet();
-        foreach (var n in new[] { "Gemm.Cpu", "Gemm.Tiled", "Conv2D.Forward", "Conv2D.BackwardInput", "Conv2D.BackwardWeightPartials",
-                     "Depthwise.Forward", "Depthwise.BackwardInput", "Depthwise.BackwardWeightPartials", "Pointwise.Gather", "Pointwise.Scatter",
-                     "MaxPool.Forward", "MaxPool.Backward", "GlobalAvgPool.Forward", "GlobalAvgPool.Backward", "BatchNorm.Normalize",
-                     "BatchNorm.BackwardInput", "Activations.ReluForward", "Activations.EluBackward", "Elementwise.Add", "Dropout.Forward",
-                     "Losses.SoftmaxCrossEntropy", "Losses.SigmoidCrossEntropy", "Optimizers.Sgd", "Optimizers.RmsProp", "Reduce.SumRows" })
+        foreach (var n in new[] { "GemmKernels.Cpu", "GemmKernels.Tiled", "Conv2DKernels.Forward", "Conv2DKernels.BackwardInput", "Conv2DKernels.BackwardWeightPartials",
+                     "DepthwiseKernels.Forward", "DepthwiseKernels.BackwardInput", "DepthwiseKernels.BackwardWeightPartials", "PointwiseKernels.Gather", "PointwiseKernels.Scatter",
+                     "MaxPoolKernels.Forward", "MaxPoolKernels.Backward", "GlobalAvgPoolKernels.Forward", "GlobalAvgPoolKernels.Backward", "BatchNormKernels.Normalize",
+                     "BatchNormKernels.BackwardInput", "ActivationKernels.ReluForward", "ActivationKernels.EluBackward", "ElementwiseKernels.Add", "DropoutKernels.Forward",
+                     "LossKernels.SoftmaxCrossEntropy", "LossKernels.SigmoidCrossEntropy", "OptimizerKernels.Sgd", "OptimizerKernels.RmsProp", "ReduceKernels.SumRows" })
             Assert.Contains(n, names);
     }
 

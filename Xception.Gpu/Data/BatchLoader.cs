@@ -36,9 +36,6 @@ public sealed class BatchLoader : IDisposable
     /// <summary>Batches in the whole epoch (ceil(order length / batch size)), whatever the start batch.</summary>
     public int BatchCount { get; }
 
-    /// <summary>Decoding threads started.</summary>
-    public int WorkerCount => workers.Length;
-
     /// <summary>Samples left out so far because their image could not be decoded.</summary>
     public int Skipped { get; private set; }
 

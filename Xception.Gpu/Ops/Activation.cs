@@ -33,6 +33,7 @@ public sealed class Activation
     /// <summary>y = f(x); x and y may be the same tensor.</summary>
     public void Forward(ActivationKind kind, Tensor<float> x, Tensor<float> y)
     {
+        Expect.Device(Name, d, ("input", x), ("output", y));
         Expect.SameShape(Name, "output", y, "input", x);
         var grid = d.GridFor(x.Length);
         switch (kind)
@@ -46,6 +47,7 @@ public sealed class Activation
     /// <summary>dx = f'(x) dy, computed from the forward output y; dx may be dy.</summary>
     public void Backward(ActivationKind kind, Tensor<float> dy, Tensor<float> y, Tensor<float> dx)
     {
+        Expect.Device(Name, d, ("output gradient", dy), ("output", y), ("input gradient", dx));
         Expect.SameShape(Name, "output gradient", dy, "output", y);
         Expect.SameShape(Name, "input gradient", dx, "output", y);
         var grid = d.GridFor(y.Length);

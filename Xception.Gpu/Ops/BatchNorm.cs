@@ -52,6 +52,7 @@ public sealed class BatchNorm
 
     void CheckParams(Tensor<float> x, BatchNormParams p)
     {
+        Expect.Device(Name, d, ("gamma", p.Gamma), ("beta", p.Beta), ("moving_mean", p.MovingMean), ("moving_variance", p.MovingVar));
         int c = x.Shape[-1];
         Expect.Dims(Name, "gamma", p.Gamma, c);
         Expect.Dims(Name, "beta", p.Beta, c);
@@ -67,6 +68,7 @@ public sealed class BatchNorm
     public void ForwardTraining(Tensor<float> x, BatchNormParams p, Tensor<float> y, Tensor<float> mean, Tensor<float> invstd,
         float epsilon = DefaultEpsilon, float momentum = DefaultMomentum, BatchStatsSync? sync = null)
     {
+        Expect.Device(Name, d, ("input", x), ("output", y), ("saved mean", mean), ("saved 1/std", invstd));
         CheckParams(x, p);
         Expect.SameShape(Name, "output", y, "input", x);
         int rows = x.Shape.Rows, c = x.Shape[-1];
@@ -91,6 +93,7 @@ public sealed class BatchNorm
     /// <summary>Inference forward with the moving statistics.</summary>
     public void ForwardInference(Tensor<float> x, BatchNormParams p, Tensor<float> y, float epsilon = DefaultEpsilon)
     {
+        Expect.Device(Name, d, ("input", x), ("output", y));
         CheckParams(x, p);
         Expect.SameShape(Name, "output", y, "input", x);
         int c = x.Shape[-1];
@@ -103,6 +106,8 @@ public sealed class BatchNorm
     public void BackwardTraining(Tensor<float> dy, Tensor<float> x, Tensor<float> gamma, Tensor<float> mean, Tensor<float> invstd,
         Tensor<float> dx, Tensor<float> dgamma, Tensor<float> dbeta, BatchStatsSync? sync = null)
     {
+        Expect.Device(Name, d, ("output gradient", dy), ("input", x), ("gamma", gamma), ("saved mean", mean), ("saved 1/std", invstd),
+            ("input gradient", dx), ("dgamma", dgamma), ("dbeta", dbeta));
         Expect.SameShape(Name, "output gradient", dy, "input", x);
         Expect.SameShape(Name, "input gradient", dx, "input", x);
         int rows = x.Shape.Rows, c = x.Shape[-1];
@@ -130,6 +135,7 @@ public sealed class BatchNorm
     public void BackwardInference(Tensor<float> dy, Tensor<float> x, BatchNormParams p, Tensor<float> dx, Tensor<float> dgamma, Tensor<float> dbeta,
         float epsilon = DefaultEpsilon)
     {
+        Expect.Device(Name, d, ("output gradient", dy), ("input", x), ("input gradient", dx), ("dgamma", dgamma), ("dbeta", dbeta));
         CheckParams(x, p);
         Expect.SameShape(Name, "output gradient", dy, "input", x);
         Expect.SameShape(Name, "input gradient", dx, "input", x);

@@ -2,7 +2,6 @@ using ILGPU;
 using ILGPU.Runtime;
 using Device = Xception.Gpu.Runtime.Device;
 using Xception.Gpu.Kernels;
-using Xception.Gpu.Kernels;
 
 namespace Xception.Gpu.Ops;
 
@@ -42,6 +41,7 @@ public sealed class Conv2D
 
     public void Forward(Tensor<float> x, Tensor<float> w, int stride, Padding padding, Tensor<float> y)
     {
+        Expect.Device(Name, d, ("input", x), ("weights", w), ("output", y));
         var s = Geometry(x.Shape, w.Shape, stride, padding);
         Expect.Dims(Name, "output", y, s.OutputShape());
         forward(d.GridFor((long)s.OutputPixels * s.Groups * ((s.GroupOutputs + 3) / 4)), x.View, w.View, s, y.View);
@@ -49,6 +49,7 @@ public sealed class Conv2D
 
     public void BackwardInput(Tensor<float> dy, Tensor<float> w, int stride, Padding padding, Tensor<float> dx)
     {
+        Expect.Device(Name, d, ("output gradient", dy), ("weights", w), ("input gradient", dx));
         var s = Geometry(dx.Shape, w.Shape, stride, padding);
         Expect.Dims(Name, "output gradient", dy, s.OutputShape());
         backwardInput(d.GridFor(s.InputLength), dy.View, w.View, s, dx.View);
@@ -56,6 +57,7 @@ public sealed class Conv2D
 
     public void BackwardWeight(Tensor<float> x, Tensor<float> dy, int stride, Padding padding, Tensor<float> dw)
     {
+        Expect.Device(Name, d, ("input", x), ("output gradient", dy), ("weight gradient", dw));
         var s = Geometry(x.Shape, dw.Shape, stride, padding);
         Expect.Dims(Name, "output gradient", dy, s.OutputShape());
         int threadsPerChunk = s.KH * s.KW * s.GroupInputs * s.Groups * ((s.GroupOutputs + 3) / 4);

@@ -29,6 +29,7 @@ public sealed class Dense
 
     public void Forward(Tensor<float> x, Tensor<float> w, Tensor<float> b, Tensor<float> y)
     {
+        Expect.Device(Name, d, ("input", x), ("weights", w), ("bias", b), ("output", y));
         CheckShapes(x, w, b);
         int n = x.Shape[0], c = w.Shape[0], o = w.Shape[1];
         Expect.Dims(Name, "output", y, n, o);
@@ -39,6 +40,7 @@ public sealed class Dense
     /// <summary>dx = dy w^T, dw = x^T dy, db = column sums of dy.</summary>
     public void Backward(Tensor<float> dy, Tensor<float> x, Tensor<float> w, Tensor<float> dx, Tensor<float> dw, Tensor<float> db)
     {
+        Expect.Device(Name, d, ("output gradient", dy), ("input", x), ("weights", w), ("input gradient", dx), ("weight gradient", dw), ("bias gradient", db));
         CheckShapes(x, w, db);
         int n = x.Shape[0], c = w.Shape[0], o = w.Shape[1];
         Expect.Dims(Name, "output gradient", dy, n, o);

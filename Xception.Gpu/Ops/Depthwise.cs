@@ -2,7 +2,6 @@ using ILGPU;
 using ILGPU.Runtime;
 using Device = Xception.Gpu.Runtime.Device;
 using Xception.Gpu.Kernels;
-using Xception.Gpu.Kernels;
 
 namespace Xception.Gpu.Ops;
 
@@ -38,6 +37,7 @@ public sealed class Depthwise
 
     public void Forward(Tensor<float> x, Tensor<float> w, int stride, Padding padding, Tensor<float> y)
     {
+        Expect.Device(Name, d, ("input", x), ("weights", w), ("output", y));
         var s = Geometry(x.Shape, w.Shape, stride, padding);
         Expect.Dims(Name, "output", y, s.OutputShape());
         forward(d.GridFor(s.OutputLength), x.View, w.View, s, y.View);
@@ -45,6 +45,7 @@ public sealed class Depthwise
 
     public void BackwardInput(Tensor<float> dy, Tensor<float> w, int stride, Padding padding, Tensor<float> dx)
     {
+        Expect.Device(Name, d, ("output gradient", dy), ("weights", w), ("input gradient", dx));
         var s = Geometry(dx.Shape, w.Shape, stride, padding);
         Expect.Dims(Name, "output gradient", dy, s.OutputShape());
         backwardInput(d.GridFor(s.InputLength), dy.View, w.View, s, dx.View);
@@ -52,6 +53,7 @@ public sealed class Depthwise
 
     public void BackwardWeight(Tensor<float> x, Tensor<float> dy, int stride, Padding padding, Tensor<float> dw)
     {
+        Expect.Device(Name, d, ("input", x), ("output gradient", dy), ("weight gradient", dw));
         var s = Geometry(x.Shape, dw.Shape, stride, padding);
         Expect.Dims(Name, "output gradient", dy, s.OutputShape());
         Reductions.On(d).ChunkedSum(s.OutputPixels, dw.Length, dw.Length,

@@ -32,6 +32,7 @@ public sealed class Dropout
 
     public void Forward(Tensor<float> x, float rate, uint seed, Tensor<float> y)
     {
+        Expect.Device(Name, d, ("input", x), ("output", y));
         CheckRate(rate);
         Expect.SameShape(Name, "output", y, "input", x);
         forward(d.GridFor(x.Length), x.View, rate, seed, x.Length, y.View);
@@ -39,6 +40,7 @@ public sealed class Dropout
 
     public void Backward(Tensor<float> dy, float rate, uint seed, Tensor<float> dx)
     {
+        Expect.Device(Name, d, ("output gradient", dy), ("input gradient", dx));
         CheckRate(rate);
         Expect.SameShape(Name, "input gradient", dx, "output gradient", dy);
         backward(d.GridFor(dy.Length), dy.View, rate, seed, dy.Length, dx.View);

@@ -1,6 +1,8 @@
 namespace Xception.Gpu.Ops;
 
-/// <summary>Shape checks shared by the ops; each failure names the op, the tensor and both shapes.</summary>
+/// <summary>
+/// Argument checks shared by the ops; each failure names the op and the tensor, with both shapes or both devices.
+/// </summary>
 internal static class Expect
 {
     public static void Rank<T>(string op, string name, Tensor<T> t, int rank) where T : unmanaged
@@ -25,10 +27,23 @@ internal static class Expect
             throw new ShapeException(op, $"{name} {t.Shape} must have the shape of {otherName} {other.Shape}");
     }
 
-    public static void Device<T>(string op, Device d, params Tensor<T>[] tensors) where T : unmanaged
+    /// <summary>
+    /// Every tensor an op reads or writes must live on the op's device. A tensor of another device holds a
+    /// view into another accelerator's memory: on a GPU the kernel would read through a foreign pointer; between
+    /// two CPU devices it happens to work, which would hide the mistake until the same code runs on a GPU.
+    /// The check is a reference compare per argument, nothing next to a kernel launch.
+    /// </summary>
+    public static void Device(string op, Device d, params ReadOnlySpan<(string Name, Tensor<float> Tensor)> tensors)
     {
-        foreach (var t in tensors)
-            if (!ReferenceEquals(t.Device, d))
-                throw new OpArgumentException(op, $"tensor {t.Shape} lives on {t.Device.Id}, the op runs on {d.Id}");
+        foreach (var (name, t) in tensors) Device(op, d, name, t);
+    }
+
+    /// <summary>The same check for one tensor of any element type (labels, argmax indices).</summary>
+    public static void Device<T>(string op, Device d, string name, Tensor<T> t) where T : unmanaged
+    {
+        if (ReferenceEquals(t.Device, d)) return;
+        // Two CPU devices print alike; say that the tensor's is another one, or the message reads as a contradiction.
+        string other = t.Device.ToString() == d.ToString() ? $"another device opened as {t.Device}" : t.Device.ToString();
+        throw new OpArgumentException(op, $"{name} {t.Shape} is on {other}, but the op runs on {d}");
     }
 }

@@ -33,6 +33,8 @@ public sealed class Loss
     public double SoftmaxCrossEntropy(Tensor<float> logits, int[] labels, Tensor<int> labelBuffer, Tensor<float> dlogits, float smoothing = 0f)
     {
         const string name = "softmax_cross_entropy";
+        Expect.Device(name, d, ("logits", logits), ("logit gradient", dlogits));
+        Expect.Device(name, d, "label buffer", labelBuffer);
         Expect.Rank(name, "logits", logits, 2);
         int n = logits.Shape[0], c = logits.Shape[1];
         if (labels.Length != n) throw new ShapeException(name, $"{labels.Length} labels for {n} rows of logits {logits.Shape}");
@@ -52,6 +54,7 @@ public sealed class Loss
     public double SigmoidCrossEntropy(Tensor<float> logits, Tensor<float> targets, Tensor<float> dlogits)
     {
         const string name = "sigmoid_cross_entropy";
+        Expect.Device(name, d, ("logits", logits), ("targets", targets), ("logit gradient", dlogits));
         Expect.Rank(name, "logits", logits, 2);
         Expect.SameShape(name, "targets", targets, "logits", logits);
         Expect.SameShape(name, "logit gradient", dlogits, "logits", logits);
@@ -64,6 +67,7 @@ public sealed class Loss
     /// <summary>Row-wise softmax probabilities.</summary>
     public void Softmax(Tensor<float> logits, Tensor<float> probs)
     {
+        Expect.Device("softmax", d, ("logits", logits), ("probabilities", probs));
         Expect.Rank("softmax", "logits", logits, 2);
         Expect.SameShape("softmax", "probabilities", probs, "logits", logits);
         softmax(d.GridFor(logits.Shape[0]), logits.View, logits.Shape[0], logits.Shape[1], probs.View);

@@ -28,6 +28,7 @@ public sealed class Optimizer
 
     public void Sgd(Tensor<float> w, Tensor<float> g, Tensor<float> velocity, float lr, float momentum, bool nesterov, float weightDecay)
     {
+        Expect.Device("sgd", d, ("weights", w), ("gradient", g), ("velocity", velocity));
         Expect.SameShape("sgd", "gradient", g, "weights", w);
         Expect.SameShape("sgd", "velocity", velocity, "weights", w);
         sgd(d.GridFor(w.Length), g.View, lr, momentum, nesterov ? 1 : 0, weightDecay, w.Length, w.View, velocity.View);
@@ -36,6 +37,7 @@ public sealed class Optimizer
     public void RmsProp(Tensor<float> w, Tensor<float> g, Tensor<float> meanSquare, Tensor<float> mom,
         float lr, float rho, float momentum, float epsilon, float weightDecay)
     {
+        Expect.Device("rmsprop", d, ("weights", w), ("gradient", g), ("mean square", meanSquare), ("momentum", mom));
         Expect.SameShape("rmsprop", "gradient", g, "weights", w);
         Expect.SameShape("rmsprop", "mean square", meanSquare, "weights", w);
         Expect.SameShape("rmsprop", "momentum", mom, "weights", w);

@@ -2,7 +2,6 @@ using ILGPU;
 using ILGPU.Runtime;
 using Device = Xception.Gpu.Runtime.Device;
 using Xception.Gpu.Kernels;
-using Xception.Gpu.Kernels;
 
 namespace Xception.Gpu.Ops;
 
@@ -37,6 +36,7 @@ public sealed class Pointwise
 
     public void Forward(Tensor<float> x, Tensor<float> w, int stride, Tensor<float> y)
     {
+        Expect.Device(Name, d, ("input", x), ("weights", w), ("output", y));
         var s = Geometry(x.Shape, w.Shape, stride);
         Expect.Dims(Name, "output", y, s.OutputShape());
         MatMul.On(d).Run(Sampled(x, s), false, w.View, false, s.OutputPixels, s.O, s.C, 0f, y.View);
@@ -54,6 +54,7 @@ public sealed class Pointwise
     /// <summary>dX = dY W^T (then scattered back to the full grid when strided).</summary>
     public void BackwardInput(Tensor<float> dy, Tensor<float> w, int stride, Tensor<float> dx)
     {
+        Expect.Device(Name, d, ("output gradient", dy), ("weights", w), ("input gradient", dx));
         var s = Geometry(dx.Shape, w.Shape, stride);
         Expect.Dims(Name, "output gradient", dy, s.OutputShape());
         var target = stride > 1 ? d.Scratch(ScratchSlot.Strided, (long)s.OutputPixels * s.C) : dx.View;
@@ -64,6 +65,7 @@ public sealed class Pointwise
     /// <summary>dW = X^T dY over the sampled pixels.</summary>
     public void BackwardWeight(Tensor<float> x, Tensor<float> dy, int stride, Tensor<float> dw)
     {
+        Expect.Device(Name, d, ("input", x), ("output gradient", dy), ("weight gradient", dw));
         var s = Geometry(x.Shape, dw.Shape, stride);
         Expect.Dims(Name, "output gradient", dy, s.OutputShape());
         MatMul.On(d).Run(Sampled(x, s), true, dy.View, false, s.C, s.O, s.OutputPixels, 0f, dw.View);

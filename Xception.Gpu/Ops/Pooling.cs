@@ -2,7 +2,6 @@ using ILGPU;
 using ILGPU.Runtime;
 using Device = Xception.Gpu.Runtime.Device;
 using Xception.Gpu.Kernels;
-using Xception.Gpu.Kernels;
 
 namespace Xception.Gpu.Ops;
 
@@ -44,6 +43,8 @@ public sealed class MaxPool
 
     public void Forward(Tensor<float> x, ConvShape s, Tensor<float> y, Tensor<int>? argmax)
     {
+        Expect.Device(Name, d, ("input", x), ("output", y));
+        if (argmax is not null) Expect.Device(Name, d, "argmax", argmax);
         Expect.Dims(Name, "input", x, s.InputShape());
         Expect.Dims(Name, "output", y, s.OutputShape());
         if (argmax is not null) Expect.Dims(Name, "argmax", argmax, s.OutputShape());
@@ -56,6 +57,8 @@ public sealed class MaxPool
 
     public void Backward(Tensor<float> dy, Tensor<int> argmax, ConvShape s, Tensor<float> dx)
     {
+        Expect.Device(Name, d, ("output gradient", dy), ("input gradient", dx));
+        Expect.Device(Name, d, "argmax", argmax);
         Expect.Dims(Name, "input gradient", dx, s.InputShape());
         Expect.Dims(Name, "output gradient", dy, s.OutputShape());
         Expect.Dims(Name, "argmax", argmax, s.OutputShape());
@@ -116,6 +119,7 @@ public sealed class GlobalAvgPool
 
     public void Forward(Tensor<float> x, Tensor<float> y)
     {
+        Expect.Device(Name, d, ("input", x), ("output", y));
         Expect.Rank(Name, "input", x, 4);
         Expect.Dims(Name, "output", y, x.Shape[0], x.Shape[3]);
         forward(d.GridFor(y.Length), x.View, x.Shape[0], x.Shape[1] * x.Shape[2], x.Shape[3], y.View);
@@ -123,6 +127,7 @@ public sealed class GlobalAvgPool
 
     public void Backward(Tensor<float> dy, Tensor<float> dx)
     {
+        Expect.Device(Name, d, ("output gradient", dy), ("input gradient", dx));
         Expect.Rank(Name, "input gradient", dx, 4);
         Expect.Dims(Name, "output gradient", dy, dx.Shape[0], dx.Shape[3]);
         backward(d.GridFor(dx.Length), dy.View, dx.Shape[0], dx.Shape[1] * dx.Shape[2], dx.Shape[3], dx.View);

@@ -28,6 +28,7 @@ public sealed class Residual
 
     public void Forward(Tensor<float> a, Tensor<float> b, Tensor<float> y)
     {
+        Expect.Device(Name, d, ("first input", a), ("second input", b), ("output", y));
         Expect.SameShape(Name, "second input", b, "first input", a);
         Expect.SameShape(Name, "output", y, "first input", a);
         add(d.GridFor(a.Length), a.View, b.View, a.Length, y.View);
@@ -36,6 +37,7 @@ public sealed class Residual
     /// <summary>acc += g.</summary>
     public void Accumulate(Tensor<float> g, Tensor<float> acc)
     {
+        Expect.Device(Name, d, ("gradient", g), ("accumulator", acc));
         Expect.SameShape(Name, "gradient", g, "accumulator", acc);
         accumulate(d.GridFor(g.Length), g.View, g.Length, acc.View);
     }

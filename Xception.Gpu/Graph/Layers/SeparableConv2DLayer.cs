@@ -52,7 +52,8 @@ public sealed class SeparableConv2DLayer : Layer
         Parameters.Add(new Parameter("pointwise_kernel", ParameterRole.Kernel, [1, 1, c, Filters], [c, Filters]));
     }
 
-    // Saved slots: 0 = spatial output, 1 = activation output (when an activation sits between).
+    // Saved slots: 0 = spatial output, 1 = activation output (when an activation sits between); Backward adds
+    // 2 = gradient at the pointwise input.
     public override void Forward(LayerContext ctx)
     {
         var x = ctx.Inputs[0];
@@ -85,7 +86,9 @@ public sealed class SeparableConv2DLayer : Layer
         var pw = Param("pointwise_kernel");
         var pointOp = Pointwise.On(d);
         pointOp.BackwardWeight(pointIn, ctx.OutputGrad!, 1, pw.Grad!);
-        // The gradient at the pointwise input; it overwrites pointIn's saved copy only after both uses.
+        // The gradient at the pointwise input gets its own slot (2) rather than pointIn's: the activation's
+        // backward below still reads pointIn (its forward output) and then turns dMid into the gradient at
+        // the spatial output in place.
         var dMid = ctx.Saved(2, mid);
         pointOp.BackwardInput(ctx.OutputGrad!, pw.Value!, 1, dMid);
         if (Between != ActivationKind.None) Activation.On(d).Backward(Between, dMid, pointIn, dMid);

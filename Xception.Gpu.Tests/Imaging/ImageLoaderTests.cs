@@ -1,8 +1,9 @@
 using StbImageWriteSharp;
 using Xception.Gpu.Imaging;
+using Xception.Gpu.Tests.IO;
 using Xunit;
 
-namespace Xception.Gpu.Tests.IO;
+namespace Xception.Gpu.Tests.Imaging;
 
 /// <summary>
 /// Decoding checks on images written at test time: PNG, BMP, TGA and JPEG by stb_image_write, palette,

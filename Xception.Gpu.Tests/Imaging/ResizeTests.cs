@@ -1,7 +1,7 @@
 using Xception.Gpu.Imaging;
 using Xunit;
 
-namespace Xception.Gpu.Tests.IO;
+namespace Xception.Gpu.Tests.Imaging;
 
 /// <summary>
 /// Both resizers against expectations worked out by hand from their definitions (see <see cref="ResizeMode"/>).

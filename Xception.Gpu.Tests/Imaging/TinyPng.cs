@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Text;
 
-namespace Xception.Gpu.Tests.IO;
+namespace Xception.Gpu.Tests.Imaging;
 
 /// <summary>
 /// A minimal PNG encoder for the PNG kinds stb_image_write cannot produce (palette images, 16-bit samples,

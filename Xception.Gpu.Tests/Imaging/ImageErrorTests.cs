@@ -1,8 +1,9 @@
 using StbImageWriteSharp;
 using Xception.Gpu.Imaging;
+using Xception.Gpu.Tests.IO;
 using Xunit;
 
-namespace Xception.Gpu.Tests.IO;
+namespace Xception.Gpu.Tests.Imaging;
 
 /// <summary>
 /// Every way a file can fail to load gives an <see cref="ImageException"/> with one line naming the file.

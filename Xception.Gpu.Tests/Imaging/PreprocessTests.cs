@@ -1,8 +1,9 @@
 using StbImageWriteSharp;
 using Xception.Gpu.Imaging;
+using Xception.Gpu.Tests.IO;
 using Xunit;
 
-namespace Xception.Gpu.Tests.IO;
+namespace Xception.Gpu.Tests.Imaging;
 
 public class PreprocessTests
 {

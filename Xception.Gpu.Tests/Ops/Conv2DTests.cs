@@ -1,0 +1,100 @@
+using Xception.Gpu.Ops;
+using Xunit;
+
+namespace Xception.Gpu.Tests.Ops;
+
+/// <summary>conv2d (regular and grouped): forward, input gradient and weight gradient.</summary>
+public class Conv2DTests
+{
+    [Theory]
+    [MemberData(nameof(Backends.All), MemberType = typeof(Backends))]
+    public void Conv2DMatchesReference(string backend)
+    {
+        var d = Backends.Get(backend);
+        foreach (var c in WindowCases.All)
+        {
+            var x = Data.Uniform(c.N * c.H * c.W * c.C, 1); var w = Data.Uniform(c.K * c.K * c.C * c.O, 2);
+            using var tx = Tensor.From(d, x, c.N, c.H, c.W, c.C); using var tw = Tensor.From(d, w, c.K, c.K, c.C, c.O);
+            var s = Conv2D.Geometry(tx.Shape, tw.Shape, c.Stride, c.Padding);
+            using var ty = Tensor.Zeros(d, s.OutputShape());
+            var op = Conv2D.On(d);
+            op.Forward(tx, tw, c.Stride, c.Padding, ty);
+            Check.Close($"conv2d forward {c}", ty.ToArray(), Conv2D.Reference.Forward(Data.D(x), Data.D(w), s), Check.ForSum(c.K * c.K * c.C));
+
+            var dy = Data.Uniform(s.OutputLength, 3);
+            using var tdy = Tensor.From(d, dy, s.OutputShape());
+            using var tdx = Tensor.Zeros(d, tx.Shape.ToArray()); using var tdw = Tensor.Zeros(d, tw.Shape.ToArray());
+            op.BackwardInput(tdy, tw, c.Stride, c.Padding, tdx);
+            op.BackwardWeight(tx, tdy, c.Stride, c.Padding, tdw);
+            var (rdx, rdw) = Conv2D.Reference.Backward(Data.D(x), Data.D(w), Data.D(dy), s);
+            Check.Close($"conv2d input gradient {c}", tdx.ToArray(), rdx, Check.ForSum(c.K * c.K * c.O));
+            Check.Close($"conv2d weight gradient {c}", tdw.ToArray(), rdw, Check.ForSum(s.OutputPixels));
+        }
+    }
+
+    // Grouped convolution (the paper's segments between regular and depthwise): groups whose output count
+    // is no multiple of the kernel's 4-channel blocks, and a depthwise-like case with multiplier 3.
+    [Theory]
+    [MemberData(nameof(Backends.All), MemberType = typeof(Backends))]
+    public void GroupedConv2DMatchesReference(string backend)
+    {
+        var d = Backends.Get(backend);
+        foreach (var (c, o, g, stride) in new[] { (6, 9, 3, 1), (8, 8, 2, 2), (4, 12, 4, 1), (10, 10, 5, 2) })
+        {
+            int n = 2, h = 13, w = 11;
+            var x = Data.Uniform(n * h * w * c, 41); var wt = Data.Uniform(9 * (c / g) * o, 42);
+            using var tx = Tensor.From(d, x, n, h, w, c); using var tw = Tensor.From(d, wt, 3, 3, c / g, o);
+            var s = Conv2D.Geometry(tx.Shape, tw.Shape, stride, Padding.Same);
+            Assert.Equal(g, s.Groups);
+            string name = $"{c}->{o} groups {g} s{stride}";
+            using var ty = Tensor.Zeros(d, s.OutputShape());
+            var op = Conv2D.On(d);
+            op.Forward(tx, tw, stride, Padding.Same, ty);
+            Check.Close($"grouped conv forward {name}", ty.ToArray(), Conv2D.Reference.Forward(Data.D(x), Data.D(wt), s), Check.ForSum(9 * c / g));
+            var dy = Data.Uniform(s.OutputLength, 43);
+            using var tdy = Tensor.From(d, dy, s.OutputShape());
+            using var tdx = Tensor.Zeros(d, n, h, w, c); using var tdw = Tensor.Zeros(d, 3, 3, c / g, o);
+            op.BackwardInput(tdy, tw, stride, Padding.Same, tdx);
+            op.BackwardWeight(tx, tdy, stride, Padding.Same, tdw);
+            var (rdx, rdw) = Conv2D.Reference.Backward(Data.D(x), Data.D(wt), Data.D(dy), s);
+            Check.Close($"grouped conv input gradient {name}", tdx.ToArray(), rdx, Check.ForSum(9 * o / g));
+            Check.Close($"grouped conv weight gradient {name}", tdw.ToArray(), rdw, Check.ForSum(s.OutputPixels));
+            if (stride == 1 && backend == Backends.Cpu)
+            {
+                // Reference gradients by central differences, on a crop small enough for the double loops.
+                var sx = Data.D(Data.Uniform(1 * 5 * 4 * c, 44));
+                var ss = Conv2D.Geometry(new Shape(1, 5, 4, c), tw.Shape, 1, Padding.Same);
+                var r = Data.D(Data.Uniform(ss.OutputLength, 45));
+                var (gdx, gdw) = Conv2D.Reference.Backward(sx, Data.D(wt), r, ss);
+                Check.Gradient($"grouped conv dx {name}", v => Check.Dot(r, Conv2D.Reference.Forward(v, Data.D(wt), ss)), sx, gdx);
+                Check.Gradient($"grouped conv dw {name}", v => Check.Dot(r, Conv2D.Reference.Forward(sx, v, ss)), Data.D(wt), gdw);
+            }
+        }
+    }
+
+    [Fact]
+    public void ReferenceGradientsMatchCentralDifferences()
+    {
+        foreach (var c in WindowCases.Small)
+        {
+            var x = Data.D(Data.Uniform(c.N * c.H * c.W * c.C, 11));
+            var cw = Data.D(Data.Uniform(c.K * c.K * c.C * c.O, 12));
+            var s = Window.Of("conv2d", new Shape(c.N, c.H, c.W, c.C), c.K, c.Stride, c.Padding, c.O);
+            var r = Data.D(Data.Uniform(s.OutputLength, 13));
+            var (dx, dw) = Conv2D.Reference.Backward(x, cw, r, s);
+            Check.Gradient($"conv2d dx {c}", v => Check.Dot(r, Conv2D.Reference.Forward(v, cw, s)), x, dx);
+            Check.Gradient($"conv2d dw {c}", v => Check.Dot(r, Conv2D.Reference.Forward(x, v, s)), cw, dw);
+        }
+    }
+
+    [Fact]
+    public void ShapeErrorsNameTheOpAndBothShapes()
+    {
+        var d = Backends.Get(Backends.Cpu);
+        using var x = Tensor.Zeros(d, 1, 13, 11, 5);
+        using var w = Tensor.Zeros(d, 3, 3, 4, 8);
+        using var y = Tensor.Zeros(d, 1, 13, 11, 8);
+        var e = Assert.Throws<ShapeException>(() => Conv2D.On(d).Forward(x, w, 1, Padding.Same, y));
+        Assert.Equal("conv2d: input (1, 13, 11, 5) must be NHWC with a multiple of 4 channels (groups) that also divides the 8 outputs of weights (3, 3, 4, 8)", e.Message);
+    }
+}
