@@ -7,9 +7,28 @@ public class XceptionException : Exception
 }
 
 /// <summary>A device string that names no usable device, or a device that failed.</summary>
-public sealed class DeviceException : XceptionException
+public class DeviceException : XceptionException
 {
     public DeviceException(string message, Exception? inner = null) : base(message, inner) { }
+}
+
+/// <summary>
+/// A device allocation failed for want of memory. Its own type, so that a caller (the trainer) can react to
+/// it (say which batch would fit) without reading the message.
+/// </summary>
+public sealed class DeviceOutOfMemoryException : DeviceException
+{
+    /// <summary>The device that ran out.</summary>
+    public Device Device { get; }
+
+    /// <summary>The size of the allocation that failed.</summary>
+    public long Bytes { get; }
+
+    public DeviceOutOfMemoryException(Device device, long bytes, string message, Exception? inner = null) : base(message, inner)
+    {
+        Device = device;
+        Bytes = bytes;
+    }
 }
 
 /// <summary>A tensor whose shape does not fit the op; the message names the op and both shapes.</summary>
