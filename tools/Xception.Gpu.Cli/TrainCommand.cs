@@ -161,7 +161,7 @@ static class TrainCommand
         var reporting = root ? new TrainReporting(logPath, plotPath) : null;
         var trainer = new Trainer(replicas, config, settings, reporting);
         using var stop = new StopSignal();
-        var reports = reporting is null ? trainer.Run(bound, resume, stop.Token) : reporting.Run(() => trainer.Run(bound, resume, stop.Token));
+        var reports = reporting is null ? Run(trainer, bound, resume, stop.Token) : reporting.Run(() => Run(trainer, bound, resume, stop.Token));
 
         if (trainer.Stopped)
         {
@@ -177,6 +177,23 @@ static class TrainCommand
         if (last is not null)
             Console.WriteLine(double.IsNaN(last.Top1) ? $"validation MAP@100: {last.MapAt100:P2}" : $"validation accuracy: {last.Top1:P2} (top-5 {last.Top5:P2})");
         return 0;
+    }
+
+    /// <summary>Runs the trainer; its errors that the user fixes with an option name that option.</summary>
+    static List<EpochReport> Run(Trainer trainer, TrainingData data, string? resume, CancellationToken stop)
+    {
+        try
+        {
+            return trainer.Run(data, resume, stop);
+        }
+        catch (ResumeMismatchException e)
+        {
+            throw new XceptionException($"--resume: {e.Message}", e);
+        }
+        catch (TrainingOutOfMemoryException e)
+        {
+            throw new DeviceException(e.Message + (e.FittingBatch >= 1 ? $" (--batch {e.FittingBatch})" : " (--image-size)"), e);
+        }
     }
 
     /// <summary>The run's start time, rank 0's under MPI (it names the default run folder, which all ranks share).</summary>
