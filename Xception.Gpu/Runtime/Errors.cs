@@ -63,3 +63,28 @@ public sealed class KernelCompileException : XceptionException
         return nl < 0 ? m : m[..nl].TrimEnd();
     }
 }
+
+/// <summary>
+/// A device list (for data parallelism) that cannot be parsed. It keeps the list and the problem apart, so
+/// that a caller can name the list its own way (the CLI: "--devices 'cuda*0': ...").
+/// </summary>
+public sealed class DeviceListException : DeviceException
+{
+    /// <summary>The list as given (null or empty when none was).</summary>
+    public string? Text { get; }
+
+    /// <summary>What is wrong with it, e.g. "expected a list such as cpu:0,cpu:1 ...".</summary>
+    public string Problem { get; }
+
+    public DeviceListException(string? text, string problem) : base(Describe("device list", text, problem))
+    {
+        Text = text;
+        Problem = problem;
+    }
+
+    /// <summary>The message with the list called <paramref name="subject"/>: "SUBJECT 'TEXT': PROBLEM", or "SUBJECT is empty: PROBLEM".</summary>
+    public string Describe(string subject) => Describe(subject, Text, Problem);
+
+    static string Describe(string subject, string? text, string problem) =>
+        string.IsNullOrWhiteSpace(text) ? $"{subject} is empty: {problem}" : $"{subject} '{text}': {problem}";
+}

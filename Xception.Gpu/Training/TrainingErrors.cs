@@ -37,6 +37,9 @@ public sealed class TrainingOutOfMemoryException : DeviceException
 /// <summary>Training stopped because the loss stopped being a number.</summary>
 public sealed class NonFiniteLossException(string message) : XceptionException(message);
 
+/// <summary>A checkpoint to resume from was not found: no such file, or a folder without checkpoints.</summary>
+public sealed class CheckpointNotFoundException(string message) : XceptionException(message);
+
 /// <summary>
 /// A checkpoint to resume from was written by a run with other settings (batch, seed, optimizer or data):
 /// continuing it would not be the same run.
