@@ -34,8 +34,10 @@ public sealed class ReplicaStep : IDisposable
     /// Forward pass and loss on <paramref name="batch"/>; returns the batch's metric sums. In training mode
     /// the executor and the loss gradient are kept for <see cref="Backward"/>.
     /// </summary>
+    /// <param name="batch">the images and their labels (softmax) or targets (multi-label sigmoid)</param>
     /// <param name="training">training mode (batch statistics, dropout) or inference mode</param>
     /// <param name="step">the training step, for layers that draw a new random mask each step</param>
+    /// <param name="labelSmoothing">label smoothing of the softmax cross-entropy</param>
     /// <param name="syncBatchNorm">the replicas' collective and the global batch, when batch norm is synchronized across them</param>
     public MetricSums Forward(TrainBatch batch, bool training, long step = 0, float labelSmoothing = 0f,
         (ICollective Collective, int GlobalBatch)? syncBatchNorm = null)

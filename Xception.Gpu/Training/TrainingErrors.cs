@@ -11,6 +11,7 @@ public sealed class TrainingOutOfMemoryException : DeviceException
     /// <param name="deviceBytes">the device's memory</param>
     /// <param name="fixedBytes">weights, gradients and optimizer state</param>
     /// <param name="perImageBytes">activations and their gradients per image (0 when they could not be measured)</param>
+    /// <param name="inner">the allocation failure</param>
     public TrainingOutOfMemoryException(string device, int batch, long deviceBytes, long fixedBytes, long perImageBytes, Exception? inner = null)
         : base(Describe(device, batch, deviceBytes, fixedBytes, perImageBytes, out int fits), inner)
     {
