@@ -2,7 +2,7 @@ namespace Xception.Gpu.Kernels;
 
 using ILGPU;
 
-/// <summary>Residual add and the bookkeeping kernels around it.</summary>
+/// <summary>Residual add, scaling, and the bookkeeping kernels around them.</summary>
 public static class ElementwiseKernels
 {
     /// <summary>y = a + b (the residual connection). Its backward passes dy to both inputs unchanged.</summary>
@@ -25,5 +25,12 @@ public static class ElementwiseKernels
         int total = rows * cols;
         int step = Grids.Stride;
         for (int i = Grids.Start; i < total; i += step) y[i] += bias[i % cols];
+    }
+
+    /// <summary>x *= factor in place: a single float32 multiply per value, so the bits equal the host's x * factor.</summary>
+    public static void Scale(ArrayView<float> x, float factor, int n)
+    {
+        int step = Grids.Stride;
+        for (int i = Grids.Start; i < n; i += step) x[i] *= factor;
     }
 }

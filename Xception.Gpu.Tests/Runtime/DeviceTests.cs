@@ -42,6 +42,18 @@ public class DeviceTests
     }
 
     [Fact]
+    public void DeviceListErrorsNameTheListSoCallersCanNameTheirOption()
+    {
+        var e = Assert.Throws<DeviceListException>(() => DeviceSpec.ParseList("cuda*0"));
+        Assert.StartsWith("device list 'cuda*0': expected a list such as cpu:0,cpu:1", e.Message);
+        Assert.StartsWith("--devices 'cuda*0': expected a list such as cpu:0,cpu:1", e.Describe("--devices"));
+        e = Assert.Throws<DeviceListException>(() => DeviceSpec.ParseList(" "));
+        Assert.StartsWith("device list is empty: expected ", e.Message);
+        e = Assert.Throws<DeviceListException>(() => DeviceSpec.ParseList("cuda:1,cuda:1"));
+        Assert.Equal("device list 'cuda:1,cuda:1': it names cuda:1 twice: one replica per GPU", e.Message);
+    }
+
+    [Fact]
     public void ListsTheCpuAndAutoFallsBackToIt()
     {
         var list = Device.List();

@@ -79,8 +79,12 @@ public class TrainCliTests
     [Fact]
     public void OutOfMemoryNamesABatchThatFits()
     {
-        var m = OutOfMemoryAdvice.Message("cuda:0", 256, 80L << 30, 400L << 20, 300L << 20);
-        Assert.Equal("out of memory on cuda:0 at batch 256: training needs about 300 MiB per image plus 400 MiB for weights, gradients and optimizer state; --batch 244 would fit in its 80.0 GiB", m);
+        var e = new TrainingOutOfMemoryException("cuda:0", 256, 80L << 30, 400L << 20, 300L << 20);
+        Assert.Equal("out of memory on cuda:0 at batch 256: training needs about 300 MiB per image plus 400 MiB for weights, gradients and optimizer state; a batch of 244 would fit in its 80.0 GiB", e.Message);
+        Assert.Equal(244, e.FittingBatch);
+        var none = new TrainingOutOfMemoryException("cuda:0", 1, 1L << 30, 400L << 20, 2L << 30);
+        Assert.EndsWith("not even one image fits: use a smaller image size", none.Message);
+        Assert.Equal(0, none.FittingBatch);
     }
 
     [Fact]

@@ -6,6 +6,29 @@ namespace Xception.Gpu.Tests.Training;
 public class TrainingUnitTests
 {
     [Fact]
+    public void MetricSumsKeepTheCheckpointsFlatOrder()
+    {
+        // Checkpoints store the running metrics as this array: its order is a file format.
+        var s = new MetricSums(8, 12.5, 3, 6, 1.25, 2);
+        Assert.Equal(new double[] { 8, 12.5, 3, 6, 1.25, 2 }, s.ToArray());
+        Assert.Equal(s, MetricSums.FromArray(s.ToArray()));
+        Assert.Equal(new MetricSums(16, 25, 6, 12, 2.5, 4), s + s);
+        Assert.Equal(12.5 / 8, s.MeanLoss);
+        Assert.True(double.IsNaN(default(MetricSums).MeanLoss));
+    }
+
+    [Fact]
+    public void AMissingCheckpointIsNamedInTheLibrarysTerms()
+    {
+        using var tmp = new Xception.Gpu.Tests.IO.TempDir();
+        Directory.CreateDirectory(tmp["empty"]);
+        var e = Assert.Throws<CheckpointNotFoundException>(() => Checkpoints.Resolve(tmp["empty"]));
+        Assert.Equal($"checkpoint folder '{tmp["empty"]}' has no checkpoint (ckpt-*.safetensors)", e.Message);
+        e = Assert.Throws<CheckpointNotFoundException>(() => Checkpoints.Resolve(tmp["missing"]));
+        Assert.Equal($"'{tmp["missing"]}' is neither a checkpoint file nor a folder of checkpoints", e.Message);
+    }
+
+    [Fact]
     public void SchedulesFollowThePapersRecipes()
     {
         var imagenet = new LearningRateSchedule { BaseRate = 0.045, Decay = DecayKind.ExponentialEpochs, Rate = 0.94, Every = 2 };

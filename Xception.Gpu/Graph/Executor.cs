@@ -47,7 +47,7 @@ public sealed class Executor : IDisposable
     /// Synchronized batch norm: the replicas' collective and the global batch size. Null (the default) keeps
     /// each executor's batch statistics its own.
     /// </summary>
-    public (Parallel.ICollective Collective, int GlobalBatch)? SyncBatchNorm { get; set; }
+    public (ICollective Collective, int GlobalBatch)? SyncBatchNorm { get; set; }
 
     /// <summary>Training step number, for layers that draw a new random mask each step.</summary>
     public long Step { get; set; }

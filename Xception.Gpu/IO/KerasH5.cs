@@ -130,7 +130,7 @@ public static partial class KerasH5
         {
             if (!byName.TryGetValue(layer.Name, out var fl))
                 throw new WeightsException(layer.Name == "predictions"
-                    ? $"'{path}' has no layer 'predictions': a weights file without the classifier (_notop) needs a model built without it (--no-top)"
+                    ? $"'{path}' has no layer 'predictions': a weights file without the classifier (_notop) needs a model built without it (IncludeTop = false)"
                     : $"'{path}' has no layer '{layer.Name}' ({layer.KerasType}); is it a weight file of another model?");
             pairs[layer] = fl;
         }

@@ -1,7 +1,5 @@
-using System.Diagnostics;
 using Xception.Gpu.Data;
 using Xception.Gpu.Graph;
-using Xception.Gpu.Ops;
 using Xception.Gpu.Training;
 
 namespace Xception.Gpu.Parallel;
@@ -20,8 +18,13 @@ namespace Xception.Gpu.Parallel;
 /// batch's, all-reduced inside the forward and backward passes, so N replicas compute what one device would.
 ///
 /// With one replica and no processes this is plain single-device training: no all-reduce, no copies.
+///
+/// Each replica's forward pass, loss, metrics and backward pass are a <see cref="ReplicaStep"/>, the same as
+/// one device's; this class adds only the fan-out over the replicas and the reductions between them (share
+/// sizes, metrics, gradients in buckets, batch-norm statistics, checksums). It implements
+/// <see cref="ITrainingReplicas"/>, so the trainer drives it without knowing about replicas.
 /// </summary>
-public sealed partial class DataParallel : IDisposable
+public sealed partial class DataParallel : ITrainingReplicas, IDisposable
 {
     readonly List<Replica> replicas = new();
     readonly LocalGroup group;
@@ -35,7 +38,8 @@ public sealed partial class DataParallel : IDisposable
         public Model Model { get; } = model;
         public Device Device { get; } = device;
         public OptimizerState Optimizer { get; } = optimizer;
-        public Dictionary<int, (Tensor<float> X, Tensor<float> Grad, Tensor<int> Labels, Tensor<float> Targets)> Buffers { get; } = new();
+        /// <summary>The forward pass, loss, metrics and backward pass of this replica's share (the same as one device's).</summary>
+        public ReplicaStep Step { get; } = new(model);
         /// <summary>Host staging buffers for the all-reduces, by length, reused every step.</summary>
         public Dictionary<long, float[]> Flat { get; } = new();
         /// <summary>The gradient buckets (null until first needed, or when buckets are off).</summary>
@@ -60,10 +64,6 @@ public sealed partial class DataParallel : IDisposable
     public static DataParallel Around(Model first, Func<Model> build, IReadOnlyList<Device> devices, OptimizerSettings optimizer,
         bool syncBatchNorm = false, ICollective? processes = null) =>
         new(first, build, first, devices, optimizer, syncBatchNorm, processes);
-
-    /// <summary>One bound model on its own device: single-device training through the same interface.</summary>
-    public static DataParallel Single(Model bound, OptimizerSettings optimizer) =>
-        Around(bound, () => throw new InvalidOperationException("one replica"), [bound.Device ?? throw new XceptionException("bind the model to a device before training")], optimizer);
 
     DataParallel(Model? first, Func<Model> build, Model source, IReadOnlyList<Device> devices, OptimizerSettings optimizer,
         bool syncBatchNorm, ICollective? processes)
@@ -224,101 +224,6 @@ public sealed partial class DataParallel : IDisposable
         throw new ReplicaFailedException(group.Member(failed).Rank, replicas[failed].Device.Id, error);
     }
 
-    // share: this replica's images, or null when its process stops the run (see StopAll).
-    StepResult RunReplica(int rank, TrainBatch? share, float lr, long step, float labelSmoothing)
-    {
-        var rep = replicas[rank];
-        var (model, d) = (rep.Model, rep.Device);
-        var member = group.Member(rank);
-        int n = share?.Count ?? -1, classes = model.Output.OutputShape[0];
-        bool alone = GlobalCount == 1;
-
-        // Every replica learns every share's size: the global batch, whether all have an image, and whether
-        // a process stops the run (a share of -1).
-        int global = n;
-        if (!alone)
-        {
-            var counts = new double[GlobalCount];
-            counts[member.Rank] = n;
-            member.AllReduceSum(counts);
-            int stopping = Array.FindIndex(counts, c => c < 0);
-            if (stopping >= 0)
-            {
-                int process = stopping / Count;
-                throw new RunStoppedException(share is null
-                    ? "this process could not load its data; every process stops"
-                    : $"process {process} could not load its data (its error is printed by it); every process stops") { FailedProcess = process };
-            }
-            global = (int)counts.Sum();
-            int empty = Array.IndexOf(counts, 0.0);
-            if (empty >= 0)
-                return new StepResult(global, new double[6], false,
-                    $"a batch of {global} cannot be split over {GlobalCount} replicas (replica {empty} would get no image)");
-        }
-        else if (n == 0) return new StepResult(0, new double[6], false, "an empty batch");
-
-        if (share is null) throw new InvalidOperationException("unreachable: a stopping process never gets past the exchange");
-        if (!rep.Buffers.TryGetValue(n, out var buf))
-            rep.Buffers[n] = buf = (Tensor.Zeros(d, [n, .. model.Input.OutputShape]), Tensor.Zeros(d, n, classes),
-                Tensor.Zeros<int>(d, n), Tensor.Zeros(d, n, classes));
-        buf.X.CopyFrom(share.X.AsSpan(0, buf.X.Length));
-        var ex = model.Executor(n, training: true);
-        ex.Step = step;
-        ex.SyncBatchNorm = syncBatchNorm && !alone ? (member, global) : null;
-        var logits = ex.Forward(buf.X);
-        double loss;
-        if (share.Labels is null)
-        {
-            buf.Targets.CopyFrom(share.Targets!);
-            loss = Loss.On(d).SigmoidCrossEntropy(logits, buf.Targets, buf.Grad);
-        }
-        else loss = Loss.On(d).SoftmaxCrossEntropy(logits, share.Labels, buf.Labels, buf.Grad, labelSmoothing);
-        var acc = new Evaluation.Accumulator(share.Labels is null);
-        acc.Add(share, logits.ToArray(), loss, classes);
-        var sums = acc.Save();
-        if (!alone) member.AllReduceSum(sums);
-        var result = new StepResult(global, sums, true, null);
-        if (!double.IsFinite(result.Loss)) return result with { Applied = false };
-
-        if (!alone)
-        {
-            // From the share's mean loss to its part of the global mean loss.
-            var g = buf.Grad.ToArray();
-            float part = n / (float)global;
-            for (int i = 0; i < g.Length; i++) g[i] *= part;
-            buf.Grad.CopyFrom(g);
-        }
-        if (alone) ex.Backward(buf.Grad);
-        else if (Overlapped) BackwardOverlapped(rank, ex, buf.Grad);
-        else
-        {
-            ex.Backward(buf.Grad);
-            var clock = Stopwatch.StartNew();
-            AllReduce(member, rep.Flat, model.Parameters.Where(p => p.Trainable).Select(p => p.Grad!).ToList(), 1f);
-            if (rank == 0) { AllReduceTime += clock.Elapsed; AllReduceCalls++; }
-        }
-        if (!alone)
-        {
-            if (!syncBatchNorm)
-                AllReduce(member, rep.Flat, model.Parameters.Where(p => !p.Trainable).Select(p => p.Value!).ToList(), 1f / GlobalCount);
-        }
-        rep.Optimizer.Step(lr);
-        return result;
-    }
-
-    /// <summary>Sums tensors over the replicas (one flat buffer, one all-reduce), then scales them.</summary>
-    static void AllReduce(ICollective c, Dictionary<long, float[]> staging, List<Tensor<float>> tensors, float scale)
-    {
-        long length = tensors.Sum(t => (long)t.Length);
-        if (!staging.TryGetValue(length, out var flat)) staging[length] = flat = new float[length];
-        long at = 0;
-        foreach (var t in tensors) { t.CopyTo(flat.AsSpan((int)at, t.Length)); at += t.Length; }
-        c.AllReduceSum(flat);
-        if (scale != 1f) for (long i = 0; i < flat.Length; i++) flat[i] *= scale;
-        at = 0;
-        foreach (var t in tensors) { t.CopyFrom(flat.AsSpan((int)at, t.Length)); at += t.Length; }
-    }
-
     /// <summary>
     /// Metrics of the first replica over this process's validation batches, summed over the processes (each
     /// evaluates its shard of every batch), so every process gets the whole set's result.
@@ -327,7 +232,7 @@ public sealed partial class DataParallel : IDisposable
     {
         var acc = Evaluation.Accumulate(Model, batches, classes, multiLabel, labelSmoothing);
         if (processes is null) return acc.Result();
-        var sums = acc.Save();
+        var sums = acc.Sums.ToArray();
         processes.AllReduceSum(sums);
         acc.Load(sums);
         return acc.Result();
@@ -356,8 +261,7 @@ public sealed partial class DataParallel : IDisposable
         for (int k = 0; k < replicas.Count; k++)
         {
             var r = replicas[k];
-            foreach (var (x, g, l, t) in r.Buffers.Values) { x.Dispose(); g.Dispose(); l.Dispose(); t.Dispose(); }
-            r.Buffers.Clear();
+            r.Step.Dispose();
             r.Optimizer.Dispose();
             if (k > 0 || ownsFirst) r.Model.Dispose();
         }

@@ -39,9 +39,9 @@ public sealed unsafe class MpiCollective : ICollective, IDisposable
     MpiCollective()
     {
         if (!NativeLibrary.TryLoad("libmpi.so.40", out lib) && !NativeLibrary.TryLoad("libmpi.so", out lib))
-            throw new XceptionException("--distributed mpi: Open MPI's libmpi.so.40 was not found; install it (apt-get install openmpi-bin libopenmpi-dev) and start the ranks with mpirun");
+            throw new MpiException("Open MPI's libmpi.so.40 was not found; install it (apt-get install openmpi-bin libopenmpi-dev) and start the ranks with mpirun");
         nint Sym(string name) => NativeLibrary.TryGetExport(lib, name, out var p) ? p
-            : throw new XceptionException($"--distributed mpi: the loaded libmpi has no '{name}'; Open MPI 4 or later is needed (MPICH's handles are integers, which this binding does not speak)");
+            : throw new MpiException($"the loaded libmpi has no '{name}'; Open MPI 4 or later is needed (MPICH's handles are integers, which this binding does not speak)");
         world = Sym("ompi_mpi_comm_world");
         mpiFloat = Sym("ompi_mpi_float");
         mpiDouble = Sym("ompi_mpi_double");
@@ -57,7 +57,7 @@ public sealed unsafe class MpiCollective : ICollective, IDisposable
         int provided = 0;
         Check(initThread(null, null, ThreadSerialized, &provided), "MPI_Init_thread");
         if (provided < ThreadSerialized)
-            throw new XceptionException($"--distributed mpi: this Open MPI provides thread level {provided}; MPI_THREAD_SERIALIZED (2) is needed");
+            throw new MpiException($"this Open MPI provides thread level {provided}; MPI_THREAD_SERIALIZED (2) is needed");
         int rank, size;
         Check(commRank(world, &rank), "MPI_Comm_rank");
         Check(commSize(world, &size), "MPI_Comm_size");
@@ -66,16 +66,17 @@ public sealed unsafe class MpiCollective : ICollective, IDisposable
     }
 
     /// <summary>Initialises MPI (once per process) and returns the job's world.</summary>
+    /// <exception cref="MpiException">Open MPI is missing, too old, or failed to start</exception>
     public static MpiCollective Start()
     {
         if (current is { disposed: false }) return current;
-        if (current is not null) throw new XceptionException("MPI was finalised in this process; it cannot be started again");
+        if (current is not null) throw new MpiException("MPI was finalised in this process; it cannot be started again");
         return current = new MpiCollective();
     }
 
     static void Check(int code, string call)
     {
-        if (code != Success) throw new XceptionException($"{call} failed with MPI error {code}");
+        if (code != Success) throw new MpiException($"{call} failed with MPI error {code}");
     }
 
     public void AllReduceSum(float[] data)

@@ -36,25 +36,26 @@ public readonly record struct DeviceSpec(DeviceKind? Kind, int Index)
     /// such as <c>cuda*2</c> or <c>cpu*3</c> (indices <paramref name="firstIndex"/> on: under MPI a process
     /// takes the devices after those of the processes before it on its machine).
     /// </summary>
+    /// <exception cref="DeviceListException">the text is not such a list</exception>
     public static IReadOnlyList<DeviceSpec> ParseList(string? text, int firstIndex = 0)
     {
         var s = (text ?? "").Trim();
         const string expected = "a list such as cpu:0,cpu:1 or cuda:0,cuda:1, or a count such as cuda*2 or cpu*3";
-        if (s.Length == 0) throw new DeviceException($"--devices is empty: expected {expected}");
+        if (s.Length == 0) throw new DeviceListException(text, $"expected {expected}");
         if (s.Contains('*'))
         {
             var parts = s.Split('*');
             if (parts.Length != 2 || !int.TryParse(parts[1], out int n) || n < 1 || n > 64)
-                throw new DeviceException($"--devices '{text}': expected {expected} (a count of 1 to 64)");
+                throw new DeviceListException(text, $"expected {expected} (a count of 1 to 64)");
             var kind = Parse(parts[0]);
             if (kind.IsAuto || parts[0].Contains(':'))
-                throw new DeviceException($"--devices '{text}': the count form takes a kind (cpu, cuda, opencl), e.g. cuda*2");
+                throw new DeviceListException(text, "the count form takes a kind (cpu, cuda, opencl), e.g. cuda*2");
             return Enumerable.Range(firstIndex, n).Select(i => kind with { Index = i }).ToList();
         }
         var list = s.Split(',').Select(x => Parse(x)).ToList();
-        if (list.Any(d => d.IsAuto)) throw new DeviceException($"--devices '{text}': name each device; expected {expected}");
+        if (list.Any(d => d.IsAuto)) throw new DeviceListException(text, $"name each device; expected {expected}");
         var twice = list.Where(d => d.Kind != DeviceKind.Cpu).GroupBy(d => d).FirstOrDefault(g => g.Count() > 1);
-        if (twice is not null) throw new DeviceException($"--devices '{text}' names {twice.Key} twice: one replica per GPU");
+        if (twice is not null) throw new DeviceListException(text, $"it names {twice.Key} twice: one replica per GPU");
         return list;
     }
 

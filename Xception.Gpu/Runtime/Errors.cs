@@ -7,9 +7,28 @@ public class XceptionException : Exception
 }
 
 /// <summary>A device string that names no usable device, or a device that failed.</summary>
-public sealed class DeviceException : XceptionException
+public class DeviceException : XceptionException
 {
     public DeviceException(string message, Exception? inner = null) : base(message, inner) { }
+}
+
+/// <summary>
+/// A device allocation failed for want of memory. Its own type, so that a caller (the trainer) can react to
+/// it (say which batch would fit) without reading the message.
+/// </summary>
+public sealed class DeviceOutOfMemoryException : DeviceException
+{
+    /// <summary>The device that ran out.</summary>
+    public Device Device { get; }
+
+    /// <summary>The size of the allocation that failed.</summary>
+    public long Bytes { get; }
+
+    public DeviceOutOfMemoryException(Device device, long bytes, string message, Exception? inner = null) : base(message, inner)
+    {
+        Device = device;
+        Bytes = bytes;
+    }
 }
 
 /// <summary>A tensor whose shape does not fit the op; the message names the op and both shapes.</summary>
@@ -43,4 +62,29 @@ public sealed class KernelCompileException : XceptionException
         int nl = m.IndexOf('\n');
         return nl < 0 ? m : m[..nl].TrimEnd();
     }
+}
+
+/// <summary>
+/// A device list (for data parallelism) that cannot be parsed. It keeps the list and the problem apart, so
+/// that a caller can name the list its own way (the CLI: "--devices 'cuda*0': ...").
+/// </summary>
+public sealed class DeviceListException : DeviceException
+{
+    /// <summary>The list as given (null or empty when none was).</summary>
+    public string? Text { get; }
+
+    /// <summary>What is wrong with it, e.g. "expected a list such as cpu:0,cpu:1 ...".</summary>
+    public string Problem { get; }
+
+    public DeviceListException(string? text, string problem) : base(Describe("device list", text, problem))
+    {
+        Text = text;
+        Problem = problem;
+    }
+
+    /// <summary>The message with the list called <paramref name="subject"/>: "SUBJECT 'TEXT': PROBLEM", or "SUBJECT is empty: PROBLEM".</summary>
+    public string Describe(string subject) => Describe(subject, Text, Problem);
+
+    static string Describe(string subject, string? text, string problem) =>
+        string.IsNullOrWhiteSpace(text) ? $"{subject} is empty: {problem}" : $"{subject} '{text}': {problem}";
 }

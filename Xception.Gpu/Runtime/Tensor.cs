@@ -26,7 +26,7 @@ public sealed class Tensor<T> : IDisposable where T : unmanaged
         catch (Exception e) when (e is not XceptionException)
         {
             long bytes = (long)shape.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<T>();
-            throw new DeviceException($"out of memory on {device}: a tensor {shape} needs {bytes / (1 << 20)} MiB", e);
+            throw new DeviceOutOfMemoryException(device, bytes, $"out of memory on {device}: a tensor {shape} needs {bytes / (1 << 20)} MiB", e);
         }
     }
 

@@ -40,12 +40,13 @@ public static class Checkpoints
     }
 
     /// <summary>A checkpoint file, or the newest one in a folder.</summary>
+    /// <exception cref="CheckpointNotFoundException">the folder holds no checkpoint, or the path is neither a file nor a folder</exception>
     public static string Resolve(string pathOrDir)
     {
         if (File.Exists(pathOrDir)) return pathOrDir;
         if (Directory.Exists(pathOrDir))
-            return List(pathOrDir).LastOrDefault() ?? throw new XceptionException($"--resume: folder '{pathOrDir}' has no checkpoint (ckpt-*.safetensors)");
-        throw new XceptionException($"--resume: '{pathOrDir}' is neither a checkpoint file nor a folder of checkpoints");
+            return List(pathOrDir).LastOrDefault() ?? throw new CheckpointNotFoundException($"checkpoint folder '{pathOrDir}' has no checkpoint (ckpt-*.safetensors)");
+        throw new CheckpointNotFoundException($"'{pathOrDir}' is neither a checkpoint file nor a folder of checkpoints");
     }
 
     /// <summary>
@@ -56,7 +57,7 @@ public static class Checkpoints
     {
         var (tensors, meta) = SafeTensors.Read(path);
         if (!meta.TryGetValue(StateKey, out var json))
-            throw new WeightsException($"'{path}' holds weights but no training state: use it as --weights to start a new run");
+            throw new WeightsException($"'{path}' holds weights but no training state: it can give a new run its initial weights, but there is no run to continue");
         var state = ParseState(path, json);
         var setWeights = ModelWeights.Prepare(model, path, tensors, meta);
         var setOptimizer = optimizer.Prepare(tensors.ToDictionary(t => t.Name), path);

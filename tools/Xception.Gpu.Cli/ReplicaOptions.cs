@@ -44,7 +44,14 @@ sealed class ReplicaOptions : IDisposable
             case "mpi":
                 if (!MpiCollective.LaunchedByMpirun)
                     throw new UsageException("--distributed mpi: start the ranks with mpirun, e.g. mpirun -np 2 xception train --distributed mpi ...");
-                Mpi = MpiCollective.Start();
+                try
+                {
+                    Mpi = MpiCollective.Start();
+                }
+                catch (MpiException e)
+                {
+                    throw new XceptionException($"--distributed mpi: {e.Message}", e);
+                }
                 break;
             case var other: throw new UsageException($"--distributed must be mpi, got '{other}'");
         }
@@ -54,8 +61,8 @@ sealed class ReplicaOptions : IDisposable
             IReadOnlyList<DeviceSpec> specs;
             if (a.String("devices") is { } list)
             {
-                specs = DeviceSpec.ParseList(list);
-                if (Mpi is not null && list.Contains('*')) specs = DeviceSpec.ParseList(list, localRank * specs.Count);
+                specs = ParseDevices(list, 0);
+                if (Mpi is not null && list.Contains('*')) specs = ParseDevices(list, localRank * specs.Count);
             }
             else specs = [DeviceSpec.Parse(a.String("device", Mpi is null ? "auto" : "cpu"))];
             int cpuReplicas = specs.Count(s => s.Kind == DeviceKind.Cpu);
@@ -80,6 +87,19 @@ sealed class ReplicaOptions : IDisposable
         {
             Dispose();
             throw;
+        }
+    }
+
+    /// <summary>The --devices list, its errors naming the option.</summary>
+    static IReadOnlyList<DeviceSpec> ParseDevices(string list, int firstIndex)
+    {
+        try
+        {
+            return DeviceSpec.ParseList(list, firstIndex);
+        }
+        catch (DeviceListException e)
+        {
+            throw new DeviceException(e.Describe("--devices"), e);
         }
     }
 

@@ -124,7 +124,7 @@ static class TrainCommand
         var bound = DataBinding.Bind(source, split, settings.Batch, config.ImageSize, config.InputChannels, augment, seed, a.Flag("strict"), shard);
         settings = settings with { Schedule = settings.Schedule with { TotalSteps = Math.Min((long)settings.Epochs * bound.StepsPerEpoch, settings.MaxSteps ?? long.MaxValue) } };
 
-        string? resume = a.String("resume") is { } r ? Checkpoints.Resolve(r) : null;
+        string? resume = a.String("resume") is { } r ? ResolveResume(r) : null;
         if (resume is not null && a.String("checkpoint-dir") is null) settings = settings with { CheckpointDir = runDir = Path.GetDirectoryName(Path.GetFullPath(resume))! };
         if (resume is null && Checkpoints.List(runDir).Count > 0)
             throw new XceptionException($"'{runDir}' already holds checkpoints of a run: pass --resume {runDir} to continue it, or choose another --checkpoint-dir");
@@ -161,7 +161,7 @@ static class TrainCommand
         var reporting = root ? new TrainReporting(logPath, plotPath) : null;
         var trainer = new Trainer(replicas, config, settings, reporting);
         using var stop = new StopSignal();
-        var reports = reporting is null ? trainer.Run(bound, resume, stop.Token) : reporting.Run(() => trainer.Run(bound, resume, stop.Token));
+        var reports = reporting is null ? Run(trainer, bound, resume, stop.Token) : reporting.Run(() => Run(trainer, bound, resume, stop.Token));
 
         if (trainer.Stopped)
         {
@@ -177,6 +177,36 @@ static class TrainCommand
         if (last is not null)
             Console.WriteLine(double.IsNaN(last.Top1) ? $"validation MAP@100: {last.MapAt100:P2}" : $"validation accuracy: {last.Top1:P2} (top-5 {last.Top5:P2})");
         return 0;
+    }
+
+    /// <summary>The checkpoint --resume names (a file, or the newest in a folder).</summary>
+    static string ResolveResume(string pathOrDir)
+    {
+        try
+        {
+            return Checkpoints.Resolve(pathOrDir);
+        }
+        catch (CheckpointNotFoundException e)
+        {
+            throw new XceptionException($"--resume: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Runs the trainer; its errors that the user fixes with an option name that option.</summary>
+    static List<EpochReport> Run(Trainer trainer, TrainingData data, string? resume, CancellationToken stop)
+    {
+        try
+        {
+            return trainer.Run(data, resume, stop);
+        }
+        catch (ResumeMismatchException e)
+        {
+            throw new XceptionException($"--resume: {e.Message}", e);
+        }
+        catch (TrainingOutOfMemoryException e)
+        {
+            throw new DeviceException(e.Message + (e.FittingBatch >= 1 ? $" (--batch {e.FittingBatch})" : " (--image-size)"), e);
+        }
     }
 
     /// <summary>The run's start time, rank 0's under MPI (it names the default run folder, which all ranks share).</summary>

@@ -1,17 +1,4 @@
-using Xception.Gpu.Training;
-
 namespace Xception.Gpu.Parallel;
-
-/// <summary>What one synchronous step did, the same on every replica and every process.</summary>
-/// <param name="GlobalCount">images in the step over all replicas</param>
-/// <param name="Sums">the step's metric sums over all replicas (see <see cref="Evaluation.Accumulator.Save"/>)</param>
-/// <param name="Applied">false when the step was skipped: no replica changed</param>
-/// <param name="Skipped">why it was skipped (null when applied, or when the loss was not finite)</param>
-public sealed record StepResult(int GlobalCount, double[] Sums, bool Applied, string? Skipped)
-{
-    /// <summary>The mean loss over the global batch.</summary>
-    public double Loss => Sums[0] > 0 ? Sums[1] / Sums[0] : double.NaN;
-}
 
 /// <summary>
 /// A process of the run could not go on (its data failed to load) and told the others at the start of a step;

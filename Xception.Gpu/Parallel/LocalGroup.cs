@@ -3,22 +3,6 @@ using System.Numerics;
 namespace Xception.Gpu.Parallel;
 
 /// <summary>
-/// Collective operations among the replicas of a data-parallel run. Every replica calls the same operations
-/// in the same order; each call returns when all have made it.
-/// </summary>
-public interface ICollective
-{
-    int Rank { get; }
-    int Size { get; }
-
-    /// <summary>Replaces <paramref name="data"/> with its element-wise sum over all replicas, identical on all.</summary>
-    void AllReduceSum(float[] data);
-
-    /// <inheritdoc cref="AllReduceSum(float[])"/>
-    void AllReduceSum(double[] data);
-}
-
-/// <summary>
 /// Replicas in one process, one thread each. One replica (the first) adds the posted buffers in rank order,
 /// so all replicas get bit-identical results that do not depend on thread timing.
 ///
