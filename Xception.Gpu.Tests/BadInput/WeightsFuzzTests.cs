@@ -24,56 +24,48 @@ public sealed class WeightsFuzzTests(ITestOutputHelper log)
     static long ParameterBytes(Model m) => 4L * m.Parameters.Sum(p => (long)p.Length);
 
     [Fact]
-    public void DamagedCheckpointsAreReadOrRefusedClearly()
+    public void DamagedCheckpointsAreReadOrRefusedClearly() => FuzzFile("checkpoint", "x.safetensors", 1000, (m, path) =>
     {
-        using var tmp = new TempDir();
-        var valid = tmp["valid.safetensors"];
-        long paramBytes;
-        using (var m = XceptionBuilder.Build(Small))
-        {
-            m.Initialize(3);
-            m.Bind(Backends.Get(Backends.Cpu));
-            using var opt = new OptimizerState(m, new OptimizerSettings());
-            ModelWeights.Save(m, Small, valid, new Dictionary<string, string> { ["train_state"] = State }, opt.Export());
-            paramBytes = ParameterBytes(m);
-        }
-        var mutant = tmp["mutant.safetensors"];
-        var bytes = File.ReadAllBytes(valid);
-        var report = Fuzz.Run("checkpoint", bytes, Cases, seed: 1000, b =>
-        {
-            File.WriteAllBytes(mutant, b);
-            var config = ModelWeights.ConfigOf(mutant, new XceptionConfig());
-            using var model = XceptionBuilder.Build(config);
-            ModelWeights.Load(model, mutant);
-            model.Bind(Backends.Get(Backends.Cpu));
-            using var opt = new OptimizerState(model, new OptimizerSettings());
-            Checkpoints.Load(mutant, model, opt);
-        }, maxAllocatedBytes: 8L * bytes.Length + paramBytes);
-        Describe("checkpoint", bytes.Length, paramBytes, report);
-    }
+        m.Bind(Backends.Get(Backends.Cpu));
+        using var opt = new OptimizerState(m, new OptimizerSettings());
+        ModelWeights.Save(m, Small, path, new Dictionary<string, string> { ["train_state"] = State }, opt.Export());
+    }, (model, mutant) =>
+    {
+        model.Bind(Backends.Get(Backends.Cpu));
+        using var opt = new OptimizerState(model, new OptimizerSettings());
+        Checkpoints.Load(mutant, model, opt);
+    });
 
     [Fact]
-    public void DamagedH5FilesAreReadOrRefusedClearly()
+    public void DamagedH5FilesAreReadOrRefusedClearly() =>
+        FuzzFile("h5", "x.h5", 2000, (m, path) => ModelWeights.Save(m, Small, path), (_, _) => { });
+
+    /// <summary>
+    /// Writes a valid file of the small model, then fuzzes it: each mutant's configuration is read, that model
+    /// built and the weights loaded, then <paramref name="more"/> reads what else the format holds.
+    /// </summary>
+    void FuzzFile(string what, string name, int seed, Action<Model, string> write, Action<Model, string> more)
     {
         using var tmp = new TempDir();
-        var valid = tmp["valid.h5"];
+        var valid = tmp[name];
         long paramBytes;
         using (var m = XceptionBuilder.Build(Small))
         {
             m.Initialize(3);
-            ModelWeights.Save(m, Small, valid);
+            write(m, valid);
             paramBytes = ParameterBytes(m);
         }
-        var mutant = tmp["mutant.h5"];
+        var mutant = tmp["mutant" + Path.GetExtension(name)];
         var bytes = File.ReadAllBytes(valid);
-        var report = Fuzz.Run("h5", bytes, Cases, seed: 2000, b =>
+        var report = Fuzz.Run(what, bytes, Cases, seed, b =>
         {
             File.WriteAllBytes(mutant, b);
             var config = ModelWeights.ConfigOf(mutant, new XceptionConfig());
             using var model = XceptionBuilder.Build(config);
             ModelWeights.Load(model, mutant);
+            more(model, mutant);
         }, maxAllocatedBytes: 8L * bytes.Length + paramBytes);
-        Describe("h5", bytes.Length, paramBytes, report);
+        Describe(what, bytes.Length, paramBytes, report);
     }
 
     void Describe(string what, long fileBytes, long paramBytes, Fuzz.Report r)
