@@ -36,6 +36,8 @@ public class GraphBackwardTests
     [InlineData(Backends.Cpu, true)]
     [InlineData(Backends.GpuShapedCpu, false)]
     [InlineData(Backends.Cuda, false)]
+    [InlineData(Backends.OpenCl, false)]
+    [InlineData(Backends.OpenCl, true)]
     public void ParameterGradientsMatchCentralDifferences(string backend, bool globalMax)
     {
         var d = Backends.Get(backend);

@@ -85,6 +85,7 @@ public class XceptionModelTests
     [Theory]
     [InlineData(Backends.Cpu)]
     [InlineData(Backends.Cuda)]
+    [InlineData(Backends.OpenCl)]
     public void FullModelForwardAt71MatchesTheFloat64Reference(string backend)
     {
         var d = Backends.Get(backend);

@@ -8,8 +8,15 @@ using ILGPU.Runtime.Cuda;
 using ILGPU.Runtime.OpenCL;
 
 /// <summary>What <c>xception devices</c> prints about one accelerator.</summary>
+/// <param name="Usable">Whether the device can run the kernels (<c>Device.Open</c> refuses it otherwise).</param>
+/// <param name="Note">How the device runs, or why it cannot.</param>
+/// <param name="AutoPicks">
+/// Whether <c>auto</c> may pick the device: false for CPU-type OpenCL devices (such as Mesa's llvmpipe), which
+/// emulate a GPU on the processor and are slower than the CPU accelerator; an explicit device string still
+/// opens them.
+/// </param>
 public sealed record DeviceInfo(string Id, DeviceKind Kind, string Name, long MemoryBytes, int WarpSize,
-    int Multiprocessors, bool Usable, string? Note);
+    int Multiprocessors, bool Usable, string? Note, bool AutoPicks = true);
 
 /// <summary>
 /// One accelerator with its ILGPU context, the kernels loaded on it (once, then reused) and its scratch
@@ -119,7 +126,7 @@ public sealed class Device : IDisposable
         {
             var usable = List().Where(d => d.Usable).ToList();
             var best = usable.FirstOrDefault(d => d.Kind == DeviceKind.Cuda)
-                       ?? usable.FirstOrDefault(d => d.Kind == DeviceKind.OpenCL);
+                       ?? usable.FirstOrDefault(d => d.Kind == DeviceKind.OpenCL && d.AutoPicks);
             spec = best is null ? new DeviceSpec(DeviceKind.Cpu, 0) : DeviceSpec.Parse(best.Id);
         }
         else if (spec.Kind != DeviceKind.Cpu)
@@ -154,9 +161,19 @@ public sealed class Device : IDisposable
         i = 0;
         foreach (var d in ctx.GetCLDevices())
         {
-            bool generic = d.Capabilities.GenericAddressSpace;
-            list.Add(new($"opencl:{i++}", DeviceKind.OpenCL, d.Name, d.MemorySize, d.WarpSize, d.NumMultiprocessors,
-                generic, generic ? $"OpenCL {d.CVersion}" : "no OpenCL 2.0 generic address space (ILGPU needs it)"));
+            var probe = OpenClCompat.Check(d, i);
+            bool usable = probe.Support != OpenClCompat.Support.None, cpuType = OpenClCompat.IsCpuType(d);
+            string note = probe.Support switch
+            {
+                OpenClCompat.Support.Native => $"OpenCL {d.CVersion}",
+                OpenClCompat.Support.WithOverrides => OpenClCompat.OverrideNote,
+                _ => probe.Reason!,
+            };
+            if (usable && cpuType) note += "; a CPU-type device: 'auto' skips it (the CPU accelerator is faster)";
+            int warp = d.WarpSize > 0 ? d.WarpSize : probe.WarpSize;
+            list.Add(new($"opencl:{i}", DeviceKind.OpenCL, d.Name, d.MemorySize, warp, d.NumMultiprocessors,
+                usable, note, AutoPicks: !cpuType));
+            i++;
         }
         return list;
     }
@@ -185,7 +202,8 @@ public sealed class Device : IDisposable
             b.EnableAlgorithms().Optimize(OptimizationLevel.O1);
             if (kind == DeviceKind.Cpu) b.CPU(gpuShapedCpu ? new CPUDevice(32, 8, 2) : CpuDevice(cores));
             else if (kind == DeviceKind.Cuda) b.Cuda();
-            else b.OpenCL();
+            // Every OpenCL device, as List numbers them; OpenClCompat decides which can run.
+            else b.OpenCL(_ => true);
         });
         try
         {
@@ -194,14 +212,22 @@ public sealed class Device : IDisposable
                 // Parallel mode runs groups on all cores; the small CPUDevice keeps barrier costs low.
                 DeviceKind.Cpu => context.GetCPUDevices()[0].CreateCPUAccelerator(context, CPUAcceleratorMode.Parallel),
                 DeviceKind.Cuda => context.GetCudaDevices()[spec.Index].CreateAccelerator(context),
-                _ => context.GetCLDevices()[spec.Index].CreateAccelerator(context),
+                _ => CreateOpenCl(),
             };
         }
-        catch (Exception e) when (e is not XceptionException)
+        catch (Exception e)
         {
             context.Dispose();
+            if (e is XceptionException) throw;
             throw new DeviceException($"device {spec} could not be started: {e.Message}", e);
         }
+    }
+
+    Accelerator CreateOpenCl()
+    {
+        var device = context.GetCLDevices()[spec.Index];
+        OpenClCompat.Prepare(device, spec.Index);
+        return device.CreateAccelerator(context);
     }
 
     /// <summary>Throws away the context and everything loaded on it, then creates a fresh one.</summary>

@@ -6,7 +6,9 @@ static class DevicesCommand
         usage: xception devices
 
         Lists every accelerator ILGPU finds: device string, name, memory, warp size, multiprocessors.
-        A device marked 'not usable' cannot run ILGPU kernels; the note says why.
+        A device marked 'not usable' cannot run ILGPU kernels; the note says why. OpenCL devices that report
+        no generic address space (Mesa rusticl) run as OpenCL C 2.0 when a probe kernel passes on them; 'auto'
+        skips CPU-type OpenCL devices (llvmpipe): use --device opencl:N to run on one.
         """;
 
     public static int Run(string[] argv)
@@ -26,7 +28,8 @@ static class DevicesCommand
     }
 
     static string Pick(IReadOnlyList<DeviceInfo> list) =>
-        (list.FirstOrDefault(d => d.Usable && d.Kind == DeviceKind.Cuda) ?? list.FirstOrDefault(d => d.Usable && d.Kind == DeviceKind.OpenCL) ?? list[0]).Id;
+        (list.FirstOrDefault(d => d.Usable && d.Kind == DeviceKind.Cuda)
+         ?? list.FirstOrDefault(d => d.Usable && d.AutoPicks && d.Kind == DeviceKind.OpenCL) ?? list[0]).Id;
 
     static string Trim(string s, int n) => s.Length <= n ? s : s[..(n - 1)] + "…";
 }
