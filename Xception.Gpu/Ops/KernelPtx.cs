@@ -41,6 +41,8 @@ public static class KernelPtx
     /// PTX of each kernel for <paramref name="architecture"/> ("sm_80" or "sm_90"), generated as the CUDA
     /// accelerator would (explicitly grouped entry points, algorithms enabled, optimization O1 as in
     /// <see cref="Device"/>). A kernel that fails gets its error and the others still get their PTX.
+    /// ILGPU 1.5.3 writes <c>.target sm_80</c> for any newer architecture too; ptxas (or the driver, on an
+    /// H100) then compiles that PTX for the real one, so the architecture matters at assembly.
     /// </summary>
     public static IReadOnlyList<KernelPtxResult> Generate(string architecture, IEnumerable<KernelEntry>? kernels = null)
     {
@@ -248,7 +250,9 @@ public sealed record Occupancy(int GroupsPerSm, double Fraction, string Limiter)
         int sharedPerGroup = (sharedBytes + SharedReservedPerGroup + SharedUnit - 1) / SharedUnit * SharedUnit;
         int byShared = SmSharedBytes / sharedPerGroup;
         int byThreads = SmThreads / (warps * WarpSize);
-        var limits = new (int Groups, string Name)[] { (byRegisters, "registers"), (byShared, "shared"), (byThreads, "threads"), (SmGroups, "groups") };
+        // On a tie the fixed limits (threads, groups) are named: a kernel's resources limit it only when they
+        // alone keep groups out.
+        var limits = new (int Groups, string Name)[] { (byThreads, "threads"), (SmGroups, "groups"), (byRegisters, "registers"), (byShared, "shared") };
         var min = limits.MinBy(l => l.Groups);
         return new(min.Groups, (double)min.Groups * warps * WarpSize / SmThreads, min.Name);
     }
