@@ -240,15 +240,31 @@ public sealed record Occupancy(int GroupsPerSm, double Fraction, string Limiter)
     public const int SmRegisters = 65_536, SmSharedBytes = 228 * 1024, SmThreads = 2048, SmGroups = 32;
     public const int RegisterUnit = 256, SharedUnit = 128, SharedReservedPerGroup = 1024, WarpSize = 32;
 
-    /// <summary>Occupancy of a kernel using <paramref name="registers"/> per thread and <paramref name="sharedBytes"/> per group.</summary>
-    public static Occupancy Hopper(int registers, int sharedBytes, int groupSize)
+    /// <summary>An A100 SM's shared memory: the one limit in which Ampere (sm_80) differs from Hopper here.</summary>
+    public const int AmpereSharedBytes = 164 * 1024;
+
+    /// <summary>Occupancy of a kernel using <paramref name="registers"/> per thread and <paramref name="sharedBytes"/> per group on an H100/H200 SM.</summary>
+    public static Occupancy Hopper(int registers, int sharedBytes, int groupSize) => Compute(registers, sharedBytes, groupSize, SmSharedBytes);
+
+    /// <summary>The same on an A100 SM (164 KB shared memory, the other limits as Hopper's).</summary>
+    public static Occupancy Ampere(int registers, int sharedBytes, int groupSize) => Compute(registers, sharedBytes, groupSize, AmpereSharedBytes);
+
+    /// <summary>Hopper for "sm_90", Ampere for "sm_80".</summary>
+    public static Occupancy For(string architecture, int registers, int sharedBytes, int groupSize) => architecture switch
+    {
+        "sm_90" => Hopper(registers, sharedBytes, groupSize),
+        "sm_80" => Ampere(registers, sharedBytes, groupSize),
+        _ => throw new ArgumentException($"no SM limits for '{architecture}'", nameof(architecture)),
+    };
+
+    static Occupancy Compute(int registers, int sharedBytes, int groupSize, int smSharedBytes)
     {
         if (groupSize < 1 || groupSize > 1024) throw new ArgumentOutOfRangeException(nameof(groupSize), groupSize, "a group has 1 to 1024 threads");
         int warps = (groupSize + WarpSize - 1) / WarpSize;
         int regsPerWarp = Math.Max(1, (registers * WarpSize + RegisterUnit - 1) / RegisterUnit) * RegisterUnit;
         int byRegisters = SmRegisters / regsPerWarp / warps;
         int sharedPerGroup = (sharedBytes + SharedReservedPerGroup + SharedUnit - 1) / SharedUnit * SharedUnit;
-        int byShared = SmSharedBytes / sharedPerGroup;
+        int byShared = smSharedBytes / sharedPerGroup;
         int byThreads = SmThreads / (warps * WarpSize);
         // On a tie the fixed limits (threads, groups) are named: a kernel's resources limit it only when they
         // alone keep groups out.
