@@ -39,6 +39,25 @@ public class OpenClCompileTests
             Assert.Contains(n, names);
     }
 
+    /// <summary>
+    /// The library's kernel catalog (what the PTX check and `xception kernels` go through) lists exactly the
+    /// kernel methods found here by reflection: a new kernel without a catalog entry would escape those checks.
+    /// </summary>
+    [Fact]
+    public void KernelCatalogCoversEveryKernel()
+    {
+        var found = Kernels().Select(m => m.DeclaringType!.Name + "." + m.Name).ToHashSet();
+        var listed = Gpu.Ops.KernelCatalog.All.Select(e => e.Name).ToList();
+        Assert.Equal(listed.Count, listed.Distinct().Count());
+        Assert.Empty(found.Except(listed));
+        Assert.Empty(listed.Except(found));
+        foreach (var e in Gpu.Ops.KernelCatalog.All)
+        {
+            Assert.InRange(e.GroupSize, 32, 1024);
+            Assert.True(e.GroupSize % 32 == 0, $"{e.Name}: group size {e.GroupSize} is not whole warps");
+        }
+    }
+
     [Fact]
     public void EveryKernelCompilesToOpenClC20()
     {

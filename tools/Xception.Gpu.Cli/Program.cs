@@ -19,6 +19,7 @@ namespace Xception.Gpu.Cli
               predict            classify images, or run a preprocessed .npy array, with Keras weights
               train              train a model (no options: xception-mini on built-in synthetic images)
               eval               evaluate weights on a data set (loss, top-1, top-5 or MAP@100)
+              kernels            the GPU kernels' registers, shared memory, spills and occupancy (ptxas, no GPU)
 
             'xception <command> --help' describes a command's options.
             Device strings: auto (CUDA, else OpenCL, else CPU), cpu, cuda, cuda:N, opencl:N.
@@ -44,7 +45,8 @@ namespace Xception.Gpu.Cli
                     "predict" => PredictCommand.Run(rest),
                     "train" => TrainCommand.Run(rest),
                     "eval" => EvalCommand.Run(rest),
-                    _ => throw new UsageException($"unknown command '{args[0]}'; commands: devices, bench, summary, predict, train, eval"),
+                    "kernels" => KernelsCommand.Run(rest),
+                    _ => throw new UsageException($"unknown command '{args[0]}'; commands: devices, bench, summary, predict, train, eval, kernels"),
                 };
             }
             catch (UsageException e)
