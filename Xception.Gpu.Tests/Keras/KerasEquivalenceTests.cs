@@ -14,6 +14,8 @@ public class KerasEquivalenceTests
     [InlineData(Backends.Cpu, 74)]
     [InlineData(Backends.Cuda, 71)]
     [InlineData(Backends.Cuda, 74)]
+    [InlineData(Backends.OpenCl, 71)]
+    [InlineData(Backends.OpenCl, 74)]
     public void LogitsMatchKeras(string backend, int size)
     {
         var dir = KerasReference.Folder();
