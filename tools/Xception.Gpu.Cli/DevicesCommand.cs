@@ -22,7 +22,11 @@ static class DevicesCommand
             Console.WriteLine($"{d.Id,-10} {Trim(d.Name, 50),-50} {d.MemoryBytes / (double)(1L << 30),7:F1} GiB {d.WarpSize,5} {d.Multiprocessors,5}  " +
                               (d.Usable ? d.Note : "not usable: " + d.Note));
         if (!list.Any(d => d.Kind == DeviceKind.Cuda)) Console.WriteLine("no CUDA device found (no NVIDIA driver or GPU)");
-        if (!list.Any(d => d.Kind == DeviceKind.OpenCL)) Console.WriteLine("no OpenCL device found");
+        if (!list.Any(d => d.Kind == DeviceKind.OpenCL))
+            Console.WriteLine("no OpenCL device found" +
+                // Mesa's rusticl is installed but shows no device until told which drivers to expose.
+                (File.Exists("/etc/OpenCL/vendors/rusticl.icd") && Environment.GetEnvironmentVariable("RUSTICL_ENABLE") is null
+                    ? " (Mesa rusticl is installed: set RUSTICL_ENABLE, e.g. RUSTICL_ENABLE=radeonsi or llvmpipe, to expose its devices)" : ""));
         Console.WriteLine($"'auto' picks {Pick(list)}");
         return 0;
     }
