@@ -29,7 +29,7 @@ public class KernelsCliTests
         {
             Assert.Contains("regs", output);
             Assert.Contains("sm_80", output);
-            Assert.Matches(@"GemmKernels\.Tiled\s+256\s+\d+\s+8,192\s+0\s", output);
+            Assert.Matches(@"GemmKernels\.Tiled\s+256\s+\d+\s+6,400\s+0\s", output);
         }
         else
         {

@@ -73,7 +73,7 @@ public static class KernelCatalog
         GridStride(typeof(GlobalAvgPoolKernels), nameof(GlobalAvgPoolKernels.Forward), nameof(GlobalAvgPoolKernels.Backward));
         GridStride(typeof(ReduceKernels), nameof(ReduceKernels.SumRows));
         GridStride(typeof(ColumnSumKernels), nameof(ColumnSumKernels.Partials));
-        // MatMul: the tiled kernel needs exactly its group size (it maps 256 threads onto a 64 x 64 tile); the
+        // MatMul: the tiled kernel needs exactly its group size (it maps 256 threads onto a 128 x 64 tile); the
         // CPU kernel runs only on the CPU accelerator, where GridFor gives tiny groups. Were it launched on a
         // GPU it would get GridFor's GPU shape, so that is what it is checked with.
         list.Add(new(Method(typeof(GemmKernels), nameof(GemmKernels.Tiled)), GemmKernels.GpuGroupSize, StaticSharedMemoryLimit, true));

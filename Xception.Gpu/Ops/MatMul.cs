@@ -41,8 +41,9 @@ public sealed class MatMul
         int bRow = transB ? 1 : n, bCol = transB ? k : 1;
 
         bool gpu = d.UsesGpuKernels;
-        int tile = gpu ? GemmKernels.GpuTile : GemmKernels.CpuTile;
-        long tiles = (long)((m + tile - 1) / tile) * ((n + tile - 1) / tile);
+        int tileM = gpu ? GemmKernels.GpuTileM : GemmKernels.CpuTile;
+        int tileN = gpu ? GemmKernels.GpuTileN : GemmKernels.CpuTile;
+        long tiles = (long)((m + tileM - 1) / tileM) * ((n + tileN - 1) / tileN);
         // Units of work that keep the device busy: groups on a GPU (two per multiprocessor), threads on a CPU.
         long want = gpu ? 2L * d.Accelerator.NumMultiprocessors : 4L * d.Parallelism;
         int slices = 1;
