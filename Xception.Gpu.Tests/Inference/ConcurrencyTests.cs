@@ -90,4 +90,35 @@ public class ConcurrencyTests
         shape = Assert.Throws<ShapeException>(() => model.Logits([], 0));
         Assert.Equal("xception: the image count must be at least 1, got 0; expected 32x32x3 images (3072 values each)", shape.Message);
     }
+
+    /// <summary>Features from 3 threads at once are, bit for bit, the features computed one call at a time.</summary>
+    [Fact]
+    public void ConcurrentFeaturesGiveTheSequentialResultsBitForBit()
+    {
+        var config = XceptionConfig.Mini(32, 3, 10) with { IncludeTop = false, Pooling = Pooling.Avg };
+        using var model = XceptionModel.Create(config, device: "cpu", seed: 4);
+        Assert.True(model.IsFeatureModel);
+        const int threads = 3, calls = 4;
+        var inputs = new float[threads, calls][];
+        var expected = new float[threads, calls][];
+        for (int t = 0; t < threads; t++)
+            for (int c = 0; c < calls; c++)
+            {
+                inputs[t, c] = Images(1 + (t + c) % 3, 32, 200 + 10 * t + c);
+                expected[t, c] = model.Features(inputs[t, c], inputs[t, c].Length / (32 * 32 * 3), batch: 2);
+            }
+        var got = new float[threads, calls][];
+        using var start = new Barrier(threads);
+        var workers = Enumerable.Range(0, threads).Select(t => new Thread(() =>
+        {
+            start.SignalAndWait();
+            for (int c = 0; c < calls; c++) got[t, c] = model.Features(inputs[t, c], inputs[t, c].Length / (32 * 32 * 3), batch: 2);
+        })).ToList();
+        workers.ForEach(w => w.Start());
+        workers.ForEach(w => w.Join());
+        for (int t = 0; t < threads; t++)
+            for (int c = 0; c < calls; c++)
+                Assert.True(got[t, c].AsSpan().SequenceEqual(expected[t, c]), $"thread {t}, call {c} differs");
+        Assert.Equal(model.FeatureSize * (1 + (2 + 3) % 3), got[2, 3].Length);
+    }
 }

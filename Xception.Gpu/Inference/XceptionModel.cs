@@ -48,10 +48,18 @@ public sealed partial class XceptionModel : IDisposable
     /// checkpoint, or for a Keras file from its classifier; <paramref name="imageSize"/> overrides the input
     /// size (the same weights run at any size from 71 up).
     /// </summary>
-    public static XceptionModel Load(string weights, string device = "auto", int? imageSize = null)
+    public static XceptionModel Load(string weights, string device = "auto", int? imageSize = null) =>
+        Load(weights, device, imageSize, c => c);
+
+    /// <summary>
+    /// Builds the model that <paramref name="weights"/> describe, changed by <paramref name="shape"/> (the
+    /// image size is applied after it), and loads the weights into it.
+    /// </summary>
+    static XceptionModel Load(string weights, string device, int? imageSize, Func<XceptionConfig, XceptionConfig> shape)
     {
-        var config = ModelWeights.ConfigOf(weights, new XceptionConfig());
-        if (imageSize is { } s) config = (config with { ImageSize = s }).Validate();
+        var config = shape(ModelWeights.ConfigOf(weights, new XceptionConfig()));
+        if (imageSize is { } s) config = config with { ImageSize = s };
+        config = config.Validate();
         var model = XceptionBuilder.Build(config);
         try
         {
