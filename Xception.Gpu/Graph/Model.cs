@@ -141,7 +141,22 @@ public sealed class Model : IDisposable
     public void Initialize(int seed)
     {
         var rnd = new Random(seed);
-        foreach (var p in Parameters)
+        foreach (var p in Parameters) InitialValues(p, rnd);
+    }
+
+    /// <summary>
+    /// Keras' default initial values (as <see cref="Initialize(int)"/>) for one layer's parameters only: a fresh
+    /// classifier on a loaded base.
+    /// </summary>
+    public void Initialize(Layer layer, int seed)
+    {
+        if (!Layers.Contains(layer)) throw new XceptionException($"{Name} has no layer {layer.Name}");
+        var rnd = new Random(seed);
+        foreach (var p in layer.Parameters) InitialValues(p, rnd);
+    }
+
+    static void InitialValues(Parameter p, Random rnd)
+    {
         {
             var v = new float[p.Length];
             if (p.Role == ParameterRole.Kernel)
