@@ -40,6 +40,7 @@ public sealed class Executor : IDisposable
     }
 
     public Device Device { get; }
+    internal Model Model => model;
     public int Batch { get; }
     public bool Training { get; }
 
@@ -155,7 +156,10 @@ public sealed class Executor : IDisposable
     /// <summary>
     /// Backward pass after a training forward: from the gradient of the loss with respect to the model
     /// output, writes every trainable parameter's Grad. Where a tensor feeds several layers (the residual
-    /// forks), their gradients are summed.
+    /// forks), their gradients are summed. Only the gradients something trainable depends on are computed: a
+    /// layer's output gradient is needed when the layer or any layer below it (in the graph) has trainable
+    /// parameters, so with a frozen base the pass stops at the head and a step costs about a forward pass.
+    /// Frozen parameters' Grad buffers are left as they were.
     /// </summary>
     public void Backward(Tensor<float> outputGrad)
     {
@@ -167,13 +171,17 @@ public sealed class Executor : IDisposable
         grads ??= new Tensor<float>?[model.Layers.Count];
         var written = new bool[model.Layers.Count];
         var residual = Residual.On(Device);
+        // needed[i]: some trainable parameter lies at or below layer i, so the gradient of its output matters.
+        var needed = new bool[model.Layers.Count];
+        foreach (var l in model.Layers)
+            needed[l.Index] = l.Parameters.Any(p => p.Trainable) || l.Inputs.Any(i => needed[i.Index]);
         for (int li = model.Layers.Count - 1; li >= 0; li--)
         {
             var layer = model.Layers[li];
             if (layer == model.Input) continue;
             var ctx = contexts[li]!;
             Tensor<float>? dOut = li == outLayer.Index ? outputGrad : written[li] ? grads[li] : null;
-            if (dOut is null)
+            if (dOut is null || !needed[li])
             {
                 AfterLayerBackward?.Invoke(layer); // no loss depends on this layer: its gradients stay as they were
                 continue;
@@ -183,7 +191,7 @@ public sealed class Executor : IDisposable
             for (int k = 0; k < layer.Inputs.Count; k++)
             {
                 var src = layer.Inputs[k];
-                if (src == model.Input) { ctx.InputGrads[k] = null; continue; }
+                if (src == model.Input || !needed[src.Index]) { ctx.InputGrads[k] = null; continue; }
                 var g = grads[src.Index] ??= Tensor.Zeros(Device, outputs[src.Index]!.Shape.ToArray());
                 if (!written[src.Index])
                 {

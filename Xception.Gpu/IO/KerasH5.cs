@@ -26,7 +26,11 @@ public static partial class KerasH5
     public const string ConfigAttribute = "xception_gpu_config";
 
     /// <summary>Reads every weight of <paramref name="model"/> from a Keras HDF5 file, checking every name and shape.</summary>
-    public static void Load(Model model, string path) => WithFile(path, (file, length) => LoadFrom(model, file, path, length));
+    public static void Load(Model model, string path) => Load(model, path, new HashSet<Layer>());
+
+    /// <summary>Loads every layer but those in <paramref name="skip"/> (which the file need not have, or may have in another shape).</summary>
+    internal static void Load(Model model, string path, IReadOnlySet<Layer> skip) =>
+        WithFile(path, (file, length) => { LoadFrom(model, file, path, length, skip); return 0; });
 
     /// <summary>
     /// The configuration of a Keras file: the one this project stored in it, else the classes (from
@@ -104,7 +108,7 @@ public static partial class KerasH5
     /// <summary>Messages of the HDF5 library can span lines; a WeightsException has one.</summary>
     static string OneLine(string s) => string.Concat(s.Select(c => char.IsControl(c) ? ' ' : c));
 
-    static void LoadFrom(Model model, NativeFile file, string path, long length)
+    static void LoadFrom(Model model, NativeFile file, string path, long length, IReadOnlySet<Layer> skip)
     {
         if (!file.AttributeExists("layer_names"))
             throw new WeightsException($"'{path}' has no 'layer_names' attribute: not a Keras 2 weight file (expected the HDF5 file that Keras' save_weights writes)");
@@ -112,7 +116,7 @@ public static partial class KerasH5
             .Select(n => (Name: n, Weights: Strings(file.Group(n).Attribute("weight_names"), path, $"{n}/weight_names", length)))
             .Where(l => l.Weights.Length > 0)
             .ToList();
-        var modelLayers = model.Layers.Where(l => l.Parameters.Count > 0).ToList();
+        var modelLayers = model.Layers.Where(l => l.Parameters.Count > 0 && !skip.Contains(l)).ToList();
 
         // The shortcut layers carry automatic names that depend on what else the Keras session built:
         // pair them by kind and order.
@@ -134,7 +138,7 @@ public static partial class KerasH5
                     : $"'{path}' has no layer '{layer.Name}' ({layer.KerasType}); is it a weight file of another model?");
             pairs[layer] = fl;
         }
-        var unused = fileLayers.Select(l => l.Name).Except(pairs.Values.Select(p => p.Name)).Where(n => n != "predictions").ToList();
+        var unused = fileLayers.Select(l => l.Name).Except(pairs.Values.Select(p => p.Name)).Where(n => n != "predictions" && !skip.Any(l => l.Name == n)).ToList();
         if (unused.Count > 0)
             throw new WeightsException($"'{path}' has weights for layers the model does not have: {string.Join(", ", unused.Take(5))}{(unused.Count > 5 ? ", ..." : "")}");
 

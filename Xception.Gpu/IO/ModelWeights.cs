@@ -3,6 +3,22 @@ using Xception.Gpu.Models;
 
 namespace Xception.Gpu.IO;
 
+/// <summary>How <see cref="ModelWeights.Load(Model, string, WeightsLoadOptions)"/> loads.</summary>
+public sealed record WeightsLoadOptions
+{
+    /// <summary>
+    /// Transfer learning: load everything below the classifier and start the classifier fresh (Glorot-uniform
+    /// kernel, zero bias) for the model's own class count, whatever classifier the file has, if any.
+    /// </summary>
+    public bool NewHead { get; init; }
+
+    /// <summary>The seed of the fresh classifier's initial values.</summary>
+    public int Seed { get; init; }
+}
+
+/// <summary>What a load did: the layers (with weights) read from the file, and those that started fresh.</summary>
+public sealed record WeightsLoadResult(IReadOnlyList<string> Loaded, IReadOnlyList<string> Fresh);
+
 /// <summary>
 /// Loads and saves model weights in either format, told apart by content, not name: Keras HDF5 (.h5) and
 /// the project's checkpoint (safetensors with the model configuration in its metadata).
@@ -108,14 +124,29 @@ public static class ModelWeights
             throw new WeightsException($"'{path}': its stored configuration does not match its weights: it states {c.MiddleBlocks} middle-flow blocks, the file has more");
     }
 
-    public static void Load(Model model, string path)
+    /// <summary>Loads every weight of <paramref name="model"/> from a Keras .h5 or a checkpoint; all must be there with their shapes.</summary>
+    public static void Load(Model model, string path) => Load(model, path, new WeightsLoadOptions());
+
+    /// <summary>
+    /// Loads weights with options; with <see cref="WeightsLoadOptions.NewHead"/> (transfer learning) every layer below
+    /// the classifier comes from the file and the classifier (<see cref="Model.Classifier"/>, Xception's
+    /// <c>predictions</c>) starts fresh with Keras' Dense initialization: Glorot-uniform kernel, zero bias. The file
+    /// may then hold a classifier of any class count, or none (a no-top file). Nothing is set when the file is
+    /// refused. Returns which layers were loaded and which started fresh.
+    /// </summary>
+    public static WeightsLoadResult Load(Model model, string path, WeightsLoadOptions options)
     {
-        if (Detect(path) == Kind.Hdf5) KerasH5.Load(model, path);
+        var fresh = options.NewHead ? new HashSet<Layer> { model.Classifier } : [];
+        if (Detect(path) == Kind.Hdf5) KerasH5.Load(model, path, fresh);
         else
         {
             var (tensors, meta) = SafeTensors.Read(path);
-            Prepare(model, path, tensors, meta)();
+            Prepare(model, path, tensors, meta, fresh)();
         }
+        foreach (var l in fresh) model.Initialize(l, options.Seed);
+        var withWeights = model.Layers.Where(l => l.Parameters.Count > 0).ToList();
+        return new WeightsLoadResult(withWeights.Where(l => !fresh.Contains(l)).Select(l => l.Name).ToList(),
+            withWeights.Where(fresh.Contains).Select(l => l.Name).ToList());
     }
 
     /// <summary>Writes Keras HDF5 when the path ends in .h5 or .hdf5, else a checkpoint.</summary>
@@ -140,13 +171,13 @@ public static class ModelWeights
     /// them. Nothing is set before everything was checked, so a refusal leaves the model as it was (and a
     /// caller can check more, such as the optimizer state, before setting anything).
     /// </summary>
-    internal static Action Prepare(Model model, string path, List<NamedTensor> tensors, Dictionary<string, string> meta)
+    internal static Action Prepare(Model model, string path, List<NamedTensor> tensors, Dictionary<string, string> meta, IReadOnlySet<Layer>? skip = null)
     {
         if (meta.GetValueOrDefault("format") != Format)
             throw new WeightsException($"'{path}' is a safetensors file but not an Xception.Gpu checkpoint (metadata format '{meta.GetValueOrDefault("format")}', expected '{Format}')");
         var byName = tensors.ToDictionary(t => t.Name); // names are unique: the reader refuses a name given twice
         var values = new List<(Parameter, float[])>();
-        foreach (var l in model.Layers)
+        foreach (var l in model.Layers.Where(l => skip is null || !skip.Contains(l)))
             foreach (var p in l.Parameters)
             {
                 string name = $"{l.Name}/{p.Name}";

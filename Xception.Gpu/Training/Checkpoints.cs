@@ -15,7 +15,30 @@ public static class Checkpoints
 {
     const string StateKey = "train_state";
 
-    public sealed record State(TrainPosition Position, double[] Running, int Batch, int Seed, string Optimizer, string Data);
+    /// <summary>The run's state besides the tensors.</summary>
+    /// <param name="Frozen">the frozen layers' names (<see cref="Model.FrozenLayers"/>); null in checkpoints written before freezing existed</param>
+    /// <param name="BatchNormMode">the model's <see cref="Graph.BatchNormMode"/> by name; null in older checkpoints</param>
+    public sealed record State(TrainPosition Position, double[] Running, int Batch, int Seed, string Optimizer, string Data,
+        string[]? Frozen = null, string? BatchNormMode = null);
+
+    /// <summary>The training state of a checkpoint, without reading its tensors (to compare a run's settings before building anything).</summary>
+    public static State ReadState(string path)
+    {
+        var header = SafeTensors.ReadHeader(path);
+        if (!header.Metadata.TryGetValue(StateKey, out var json))
+            throw new WeightsException($"'{path}' holds weights but no training state: it can give a new run its initial weights, but there is no run to continue");
+        return ParseState(path, json);
+    }
+
+    /// <summary>
+    /// Puts a checkpoint's frozen layers and batch norm mode on <paramref name="model"/>; a checkpoint from before
+    /// freezing existed leaves the model as it is.
+    /// </summary>
+    public static void ApplyTrainingMode(State state, Model model)
+    {
+        if (state.Frozen is not null) model.SetFrozen(state.Frozen);
+        if (state.BatchNormMode is not null) model.BatchNormMode = Enum.Parse<BatchNormMode>(state.BatchNormMode);
+    }
 
     public static string Save(string dir, Model model, XceptionConfig config, OptimizerState optimizer, State state, int keep)
     {
@@ -87,6 +110,8 @@ public static class Checkpoints
             { Batch: < 1 } => $"its batch is {s.Batch}, expected at least 1",
             { Optimizer: null } => "it has no Optimizer",
             { Data: null } => "it has no Data",
+            { BatchNormMode: { } mode } when !Enum.TryParse<BatchNormMode>(mode, out _) || int.TryParse(mode, out _) =>
+                $"its BatchNormMode is '{mode}', expected one of {string.Join(", ", Enum.GetNames<BatchNormMode>())}",
             _ => null,
         };
         if (bad is not null) throw new WeightsException($"'{path}': its training state ({StateKey}) is not valid: {bad}");

@@ -95,6 +95,8 @@ public sealed partial class Trainer
         if (state.Batch != settings.Batch || state.Seed != settings.Seed || state.Optimizer != optimizerText || state.Data != run.Data.Description)
             throw new ResumeMismatchException($"checkpoint '{path}' was trained with batch {state.Batch}, seed {state.Seed}, optimizer {state.Optimizer}, data '{state.Data}'; " +
                                               $"this run has batch {settings.Batch}, seed {settings.Seed}, optimizer {optimizerText}, data '{run.Data.Description}'");
+        // The run goes on freezing what it froze, with the same batch norm mode.
+        Checkpoints.ApplyTrainingMode(state, model);
         run.Position = state.Position;
         run.Running.Load(state.Running);
         LastCheckpoint = path;
@@ -113,7 +115,8 @@ public sealed partial class Trainer
         if (settings.CheckpointDir is null) return;
         run.Replicas.VerifyIdentical(); // never save replicas that drifted apart
         if (!run.Replicas.IsRoot) return;
-        var state = new Checkpoints.State(run.Position, run.Running.Save(), settings.Batch, settings.Seed, OptimizerText, run.Data.Description);
+        var state = new Checkpoints.State(run.Position, run.Running.Save(), settings.Batch, settings.Seed, OptimizerText, run.Data.Description,
+            [.. model.FrozenLayers], model.BatchNormMode.ToString());
         LastCheckpoint = Checkpoints.Save(settings.CheckpointDir, model, config, run.Replicas.Optimizer, state, settings.KeepCheckpoints);
         obs.OnCheckpoint(LastCheckpoint);
     }

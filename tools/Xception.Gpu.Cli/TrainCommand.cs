@@ -22,6 +22,12 @@ static class TrainCommand
           --classes C         must equal the data's class count (a check)
           --image-size S      input size (default: the data's size for xception-mini, 299 for xception)
           --weights W         initial weights: a Keras .h5 or a checkpoint
+          --new-head          transfer learning: keep W's weights below the classifier, start a fresh
+                              'predictions' for the data's classes (W may have any classes, or no top)
+          --freeze F          base (every layer below the classifier), none (default), or a layer name:
+                              every layer up to and including it, in model order
+          --bn-mode M         auto (default: frozen batch norm in inference mode), train, or inference
+                              (every batch norm in inference mode; fine-tuning's phase 2)
           --val-split F       fraction held out for validation (default 0.1; 0 trains on everything)
           --no-augment        no random crop-and-scale or flips
           --strict            stop at an unreadable image instead of skipping it (skips are counted)
@@ -53,8 +59,8 @@ static class TrainCommand
 
     static readonly string[] Options = ["data", "model", "classes", "image-size", "weights", "val-split", "recipe", "epochs", "steps", "batch", "seed",
         "optimizer", "lr", "momentum", "rho", "epsilon", "weight-decay", "dropout", "label-smoothing", "warmup-steps", "lr-schedule", "lr-decay",
-        "lr-decay-epochs", "lr-decay-samples", "lr-steps", "checkpoint-dir", "checkpoint-every", "keep", "resume", "save", "log", "plot", "verify-every", "max-image-pixels", .. ReplicaOptions.Options];
-    static readonly string[] Flags = ["no-augment", "strict", "nesterov", "help", .. ReplicaOptions.Flags];
+        "lr-decay-epochs", "lr-decay-samples", "lr-steps", "freeze", "bn-mode", "checkpoint-dir", "checkpoint-every", "keep", "resume", "save", "log", "plot", "verify-every", "max-image-pixels", .. ReplicaOptions.Options];
+    static readonly string[] Flags = ["no-augment", "strict", "nesterov", "new-head", "help", .. ReplicaOptions.Flags];
 
     public static int Run(string[] argv)
     {
@@ -145,8 +151,17 @@ static class TrainCommand
 
         var device = placement.Devices[0];
         using var model = XceptionBuilder.Build(config);
-        if (a.String("weights") is { } w) ModelWeights.Load(model, w);
+        if (a.String("weights") is { } w)
+        {
+            if (a.Flag("new-head"))
+            {
+                var loaded = ModelWeights.Load(model, w, new WeightsLoadOptions { NewHead = true, Seed = seed });
+                Say($"loaded {loaded.Loaded.Count} layers from {w}; started fresh: {string.Join(", ", loaded.Fresh)}");
+            }
+            else ModelWeights.Load(model, w);
+        }
         else model.Initialize(seed);
+        ApplyFreezing(a, model, resume);
         model.Bind(device);
         using var replicas = DataParallel.Around(model, () => XceptionBuilder.Build(config), placement.Devices, settings.Optimizer,
             placement.SyncBatchNorm, placement.Mpi);
@@ -154,6 +169,8 @@ static class TrainCommand
 
         Say($"data: {source.Description}; {split.Train.Length} training, {split.Validation.Length} validation images");
         Say($"model: {modelName} {config.ImageSize}x{config.ImageSize}x{config.InputChannels}, {config.Classes} classes, {model.TotalParams:N0} parameters; {placement.Describe(settings.Batch)}");
+        var frozen = model.FrozenLayers;
+        Say($"frozen: {(frozen.Count == 0 ? "nothing" : $"{frozen.Count} layers, {frozen[0]} to {frozen[^1]}")}; {model.TrainableParams:N0} trainable parameters; batch norm mode {model.BatchNormMode.ToString().ToLowerInvariant()}");
         Say($"optimizer: {settings.Optimizer.Kind} lr {settings.Schedule}, momentum {settings.Optimizer.Momentum}, weight decay {settings.Optimizer.WeightDecay}; batch {settings.Batch}, {settings.Epochs} epochs" +
             (settings.MaxSteps is { } ms ? $", at most {ms} steps" : "") + $"; run folder {runDir}");
 
@@ -177,6 +194,40 @@ static class TrainCommand
         if (last is not null)
             Console.WriteLine(double.IsNaN(last.Top1) ? $"validation MAP@100: {last.MapAt100:P2}" : $"validation accuracy: {last.Top1:P2} (top-5 {last.Top5:P2})");
         return 0;
+    }
+
+    /// <summary>
+    /// --freeze and --bn-mode on the model; a resumed run takes its checkpoint's, and refuses an explicit option
+    /// that says otherwise (the optimizer state and the weights belong to what the run froze).
+    /// </summary>
+    static void ApplyFreezing(Args a, Xception.Gpu.Graph.Model model, string? resume)
+    {
+        string? freeze = a.String("freeze"), bnMode = a.String("bn-mode");
+        switch (freeze?.ToLowerInvariant())
+        {
+            case null or "none": model.Unfreeze(); break;
+            case "base": model.FreezeBase(); break;
+            default:
+                try { model.Freeze(upTo: freeze); }
+                catch (XceptionException e) { throw new UsageException($"--freeze must be base, none or a layer name: {e.Message}"); }
+                break;
+        }
+        if (bnMode is not null)
+            model.BatchNormMode = bnMode.ToLowerInvariant() switch
+            {
+                "auto" => Xception.Gpu.Graph.BatchNormMode.Auto,
+                "train" => Xception.Gpu.Graph.BatchNormMode.Train,
+                "inference" => Xception.Gpu.Graph.BatchNormMode.Inference,
+                _ => throw new UsageException($"--bn-mode must be auto, train or inference, got '{bnMode}'"),
+            };
+        if (resume is null) return;
+        var state = Checkpoints.ReadState(resume);
+        if (freeze is not null && state.Frozen is { } was && !was.SequenceEqual(model.FrozenLayers))
+            throw new XceptionException($"--freeze {freeze} freezes {model.FrozenLayers.Count} layers, but the run in '{resume}' froze {was.Length}" +
+                                        (was.Length > 0 ? $" (up to {was[^1]})" : "") + "; leave out --freeze to continue it as it was");
+        if (bnMode is not null && state.BatchNormMode is { } mode && !mode.Equals(bnMode, StringComparison.OrdinalIgnoreCase))
+            throw new XceptionException($"--bn-mode {bnMode}, but the run in '{resume}' used {mode.ToLowerInvariant()}; leave out --bn-mode to continue it as it was");
+        Checkpoints.ApplyTrainingMode(state, model);
     }
 
     /// <summary>The checkpoint --resume names (a file, or the newest in a folder).</summary>
@@ -232,11 +283,14 @@ static class TrainCommand
         if (a.String("weights") is { } w)
         {
             config = ModelWeights.ConfigOf(w, new XceptionConfig { Classes = source.Classes });
-            if (config.IncludeTop && config.Classes != source.Classes)
-                throw new XceptionException($"'{w}' has {config.Classes} classes, the data {source.Classes}");
+            // A new head: the file's base with a classifier for the data's classes, whatever top the file has.
+            if (a.Flag("new-head")) config = config with { IncludeTop = true, Pooling = Pooling.None, Classes = source.Classes };
+            else if (config.IncludeTop && config.Classes != source.Classes)
+                throw new XceptionException($"'{w}' has {config.Classes} classes, the data {source.Classes} (--new-head starts a fresh classifier for the data's classes)");
         }
         else
         {
+            if (a.Flag("new-head")) throw new UsageException("--new-head needs --weights: the file whose base it keeps");
             var first = FirstReadable(source);
             int native = first.Width == first.Height ? first.Width : 32;
             config = modelName == "xception-mini"
