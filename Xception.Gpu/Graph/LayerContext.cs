@@ -21,6 +21,12 @@ public sealed class LayerContext
 
     public Device Device => executor.Device;
     public bool Training => executor.Training;
+
+    /// <summary>
+    /// Whether layers behave as in training (batch norm with batch statistics, dropout active): a training
+    /// executor unless <see cref="Executor.InferenceLayers"/> is set. Backward must follow the same choice.
+    /// </summary>
+    public bool TrainingBehaviour => executor.Training && !executor.InferenceLayers;
     public int Batch => executor.Batch;
     public Tensor<float>[] Inputs { get; }
     public Tensor<float> Output { get; }

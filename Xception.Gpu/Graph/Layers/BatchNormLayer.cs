@@ -31,7 +31,7 @@ public sealed class BatchNormLayer(string name, Layer input, float epsilon = Bat
     {
         var op = BatchNorm.On(ctx.Device);
         int c = OutputShape[^1];
-        if (ctx.Training)
+        if (ctx.TrainingBehaviour)
             op.ForwardTraining(ctx.Inputs[0], Params(), ctx.Output, ctx.Saved(0, c), ctx.Saved(1, c), Epsilon, Momentum,
                 ctx.BatchStatsSync(ctx.Inputs[0].Shape.Rows));
         else op.ForwardInference(ctx.Inputs[0], Params(), ctx.Output, Epsilon);
@@ -42,7 +42,7 @@ public sealed class BatchNormLayer(string name, Layer input, float epsilon = Bat
         int c = OutputShape[^1];
         var dx = ctx.InputGrads[0] ?? ctx.Saved(2, ctx.Inputs[0].Shape.ToArray());
         var op = BatchNorm.On(ctx.Device);
-        if (ctx.Training)
+        if (ctx.TrainingBehaviour)
             op.BackwardTraining(ctx.OutputGrad!, ctx.Inputs[0], Param("gamma").Value!, ctx.Saved(0, c), ctx.Saved(1, c), dx,
                 Param("gamma").Grad!, Param("beta").Grad!, ctx.BatchStatsSync(ctx.Inputs[0].Shape.Rows));
         else
