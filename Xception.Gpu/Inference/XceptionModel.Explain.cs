@@ -23,8 +23,11 @@ public sealed record Explanation(int Class, string Label, float Logit, string La
 
 public sealed partial class XceptionModel
 {
-    /// <summary>The layer Grad-CAM explains by default: Xception's last ReLU, as in Keras' Grad-CAM example.</summary>
-    public const string DefaultExplainLayer = "block14_sepconv2_act";
+    /// <summary>
+    /// The layer Grad-CAM explains by default: the last with a spatial output, the last ReLU before the pooling
+    /// (block14_sepconv2_act in Xception, as in Keras' Grad-CAM example).
+    /// </summary>
+    public string DefaultExplainLayer => ExplainableLayers[^1];
 
     /// <summary>
     /// Grad-CAM (Selvaraju et al.), as Keras' "Grad-CAM class activation visualization" example computes it for
@@ -32,12 +35,13 @@ public sealed partial class XceptionModel
     /// output, averaged over height and width, weights that layer's channels; the heatmap is the ReLU of their
     /// weighted sum divided by its maximum, per image. The network runs as in inference (batch norm with its
     /// moving statistics, no dropout), so the class is the one <see cref="Logits"/> ranks first.
-    /// <paramref name="classIndex"/> null explains each image's top class. Input as for <see cref="Logits"/>;
+    /// <paramref name="classIndex"/> null explains each image's top class; <paramref name="layer"/> null, the
+    /// <see cref="DefaultExplainLayer"/>. Input as for <see cref="Logits"/>;
     /// runs <paramref name="batch"/> images at a time under the device lock that serves the other calls, so it
     /// is safe alongside them (each batch keeps every activation for the backward pass, as training does).
     /// </summary>
     public IReadOnlyList<Explanation> Explain(ReadOnlySpan<float> input, int count, int? classIndex = null,
-        string layer = DefaultExplainLayer, int batch = 8)
+        string? layer = null, int batch = 8)
     {
         if (!Config.IncludeTop) throw new XceptionException("this model has no classifier (include_top is off): Grad-CAM explains a class's logit");
         CheckInput(input, count, batch);
@@ -69,7 +73,7 @@ public sealed partial class XceptionModel
     /// with <see cref="Explanation.Overlay"/>.
     /// </summary>
     public IReadOnlyList<Explanation> Explain(IReadOnlyList<string> imagePaths, int? classIndex = null,
-        string layer = DefaultExplainLayer, ResizeMode resize = ResizeMode.Bilinear, int batch = 8)
+        string? layer = null, ResizeMode resize = ResizeMode.Bilinear, int batch = 8)
     {
         if (Config.InputChannels != 3) throw new XceptionException($"images are RGB; this model takes {Config.InputChannels} channels");
         ExplainLayer(layer); // a wrong layer name fails before any image is decoded
@@ -86,8 +90,9 @@ public sealed partial class XceptionModel
     public IReadOnlyList<string> ExplainableLayers =>
         Model.Layers.Where(l => l is not InputLayer && l.OutputShape.Length == 3).Select(l => l.Name).ToList();
 
-    Layer ExplainLayer(string name)
+    Layer ExplainLayer(string? name)
     {
+        name ??= DefaultExplainLayer;
         var found = Model.Layers.FirstOrDefault(l => l.Name == name);
         if (found is not null && found is not InputLayer && found.OutputShape.Length == 3) return found;
         var valid = ExplainableLayers;
