@@ -41,6 +41,7 @@ public sealed class Executor : IDisposable
     }
 
     public Device Device { get; }
+    internal Model Model => model;
     public int Batch { get; }
     public bool Training { get; }
 
@@ -190,9 +191,12 @@ public sealed class Executor : IDisposable
     /// <summary>
     /// Backward pass after a training forward: from the gradient of the loss with respect to the model
     /// output, writes every trainable parameter's Grad. Where a tensor feeds several layers (the residual
-    /// forks), their gradients are summed. With <paramref name="downTo"/>, stops once that layer's output
-    /// gradient is complete (every reader of a layer comes after it), for callers that need only it; the
-    /// parameter gradients below it are then not computed.
+    /// forks), their gradients are summed. Only the gradients something trainable depends on are computed: a
+    /// layer's output gradient is needed when the layer or any layer below it (in the graph) has trainable
+    /// parameters, so with a frozen base the pass stops at the head and a step costs about a forward pass.
+    /// Frozen parameters' Grad buffers are left as they were. With <paramref name="downTo"/>, every output
+    /// gradient down to that layer's is computed, frozen or not, and the pass stops once that layer's is
+    /// complete (every reader of a layer comes after it): for callers that need only it (Grad-CAM).
     /// </summary>
     public void Backward(Tensor<float> outputGrad, Layer? downTo = null)
     {
@@ -206,13 +210,18 @@ public sealed class Executor : IDisposable
         var written = gradWritten = new bool[model.Layers.Count];
         lastOutputGrad = outputGrad;
         var residual = Residual.On(Device);
+        // needed[i]: some trainable parameter lies at or below layer i, so the gradient of its output matters;
+        // with downTo, so does every output gradient from downTo's up.
+        var needed = new bool[model.Layers.Count];
+        foreach (var l in model.Layers)
+            needed[l.Index] = l.Parameters.Any(p => p.Trainable) || l.Inputs.Any(i => needed[i.Index]) || (downTo is not null && l.Index >= downTo.Index);
         for (int li = model.Layers.Count - 1; li >= stop; li--)
         {
             var layer = model.Layers[li];
             if (layer == model.Input) continue;
             var ctx = contexts[li]!;
             Tensor<float>? dOut = li == outLayer.Index ? outputGrad : written[li] ? grads[li] : null;
-            if (dOut is null)
+            if (dOut is null || !needed[li])
             {
                 AfterLayerBackward?.Invoke(layer); // no loss depends on this layer: its gradients stay as they were
                 continue;
@@ -222,7 +231,7 @@ public sealed class Executor : IDisposable
             for (int k = 0; k < layer.Inputs.Count; k++)
             {
                 var src = layer.Inputs[k];
-                if (src == model.Input) { ctx.InputGrads[k] = null; continue; }
+                if (src == model.Input || !needed[src.Index]) { ctx.InputGrads[k] = null; continue; }
                 var g = grads[src.Index] ??= Tensor.Zeros(Device, outputs[src.Index]!.Shape.ToArray());
                 if (!written[src.Index])
                 {

@@ -26,6 +26,15 @@ public abstract class Layer
 
     public List<Parameter> Parameters { get; } = new();
 
+    /// <summary>
+    /// Keras' <c>trainable</c>: false freezes the layer. Its parameters get no gradient and no optimizer update,
+    /// and a frozen batch norm runs in inference mode while training (moving statistics normalize and are not
+    /// moved) unless <see cref="Model.BatchNormMode"/> says otherwise. Gradients still flow through a frozen
+    /// layer to trainable layers below it; below the lowest trainable layer none are computed. Dropout still
+    /// applies in training whatever this says (it has no parameters). Takes effect at the next step.
+    /// </summary>
+    public bool Trainable { get; set; } = true;
+
     /// <summary>Position in the model's topological order.</summary>
     public int Index { get; internal set; }
 

@@ -60,6 +60,16 @@ public sealed class LayerContext
         }, localRows / Batch * sync.GlobalBatch);
     }
 
+    /// <summary>
+    /// Training only: whether this batch norm layer normalizes with the batch's statistics and moves its moving ones
+    /// (false: inference mode, see <see cref="Model.BatchNormMode"/>). Always false in an inference pass, and with
+    /// <see cref="Executor.InferenceLayers"/>.
+    /// </summary>
+    public bool UsesBatchStatistics => TrainingBehaviour && executor.Model.UsesBatchStatistics(layer);
+
+    /// <summary>Whether this layer's parameters take gradients now (false when the layer is frozen).</summary>
+    public bool LayerTrainable => layer.Trainable;
+
     /// <summary>A step counter for layers that need fresh randomness per training step (dropout).</summary>
     public long Step => executor.Step;
 }

@@ -2,6 +2,19 @@ using Xception.Gpu.Graph.Layers;
 
 namespace Xception.Gpu.Graph;
 
+/// <summary>How batch normalization layers run in a training step (<see cref="Model.BatchNormMode"/>).</summary>
+public enum BatchNormMode
+{
+    /// <summary>Keras' behaviour: a frozen batch norm runs in inference mode, a trainable one in training mode.</summary>
+    Auto,
+
+    /// <summary>Every batch norm normalizes with the batch's statistics and moves its moving ones, frozen or not (before TF 2, Keras did this); frozen layers' gamma and beta still get no update.</summary>
+    Train,
+
+    /// <summary>Every batch norm runs in inference mode while its gamma and beta still train where not frozen: phase 2 of Keras' fine-tuning guide (<c>model(x, training=False)</c> with the base unfrozen).</summary>
+    Inference,
+}
+
 /// <summary>
 /// A layer graph in topological order (the order the builder created the layers, which is Keras' order),
 /// with one input and one output. Owns its parameters; bound to at most one device at a time.
@@ -29,6 +42,7 @@ public sealed class Model : IDisposable
             var shapes = l.Inputs.Select(x => x.OutputShape).ToList();
             l.OutputShape = l.InferShape(shapes);
             l.CreateParameters(shapes);
+            foreach (var p in l.Parameters) p.Owner = l;
         }
     }
 
@@ -43,7 +57,82 @@ public sealed class Model : IDisposable
     public long TrainableParams => Parameters.Where(p => p.Trainable).Sum(p => (long)p.Length);
 
     public Layer this[string name] => Layers.FirstOrDefault(l => l.Name == name)
-        ?? throw new XceptionException($"{Name} has no layer '{name}'");
+        ?? throw new XceptionException($"{Name} has no layer '{name}'; expected a layer name such as {SomeLayerNames()}");
+
+    /// <summary>A few layer names, spread over the model, for messages about a name that does not exist.</summary>
+    string SomeLayerNames()
+    {
+        var named = Layers.Where(l => l != Input).ToList();
+        var picks = new[] { 0, 1, named.Count / 4, named.Count / 2, 3 * named.Count / 4, named.Count - 2, named.Count - 1 }
+            .Where(i => i >= 0 && i < named.Count).Distinct().Select(i => named[i].Name);
+        return string.Join(", ", picks) + $" ({named.Count} layers in all)";
+    }
+
+    /// <summary>
+    /// How batch norm layers behave in a training step. Inference mode in Keras' <c>training=False</c> sense: the
+    /// moving statistics normalize, they are not moved, and the backward pass treats them as constants.
+    /// </summary>
+    public BatchNormMode BatchNormMode { get; set; } = BatchNormMode.Auto;
+
+    /// <summary>
+    /// Whether <paramref name="batchNorm"/> normalizes with the batch's statistics (and moves its moving ones) in
+    /// a training step, by <see cref="BatchNormMode"/> and the layer's <see cref="Layer.Trainable"/>.
+    /// </summary>
+    public bool UsesBatchStatistics(Layer batchNorm) => BatchNormMode switch
+    {
+        BatchNormMode.Train => true,
+        BatchNormMode.Inference => false,
+        _ => batchNorm.Trainable,
+    };
+
+    /// <summary>
+    /// The classifier: the last layer with parameters (Xception's <c>predictions</c> Dense). What
+    /// <see cref="FreezeBase"/> keeps trainable and what a new head replaces.
+    /// </summary>
+    public Layer Classifier => Layers.LastOrDefault(l => l.Parameters.Count > 0)
+        ?? throw new XceptionException($"{Name} has no layer with parameters, so no classifier");
+
+    /// <summary>
+    /// Freezes every layer below the classifier (the base) and unfreezes the classifier and anything after it:
+    /// phase 1 of Keras' transfer-learning guide (<c>base_model.trainable = False</c>).
+    /// </summary>
+    public void FreezeBase() => FreezeBelow(Classifier.Index);
+
+    /// <summary>
+    /// Freezes every layer up to and including <paramref name="upTo"/> (a Keras layer name, in model order) and
+    /// unfreezes every layer after it, e.g. <c>Freeze(upTo: "block13_sepconv2_bn")</c> fine-tunes only the exit flow
+    /// and the classifier. Throws <see cref="XceptionException"/> naming a few valid names when there is no such layer.
+    /// </summary>
+    public void Freeze(string upTo) => FreezeBelow(this[upTo].Index + 1);
+
+    /// <summary>Makes every layer trainable again (phase 2 of the guide: <c>base_model.trainable = True</c>).</summary>
+    public void Unfreeze() => FreezeBelow(0);
+
+    void FreezeBelow(int firstTrainable)
+    {
+        foreach (var l in Layers) l.Trainable = l.Index >= firstTrainable;
+    }
+
+    /// <summary>The frozen layers' names, in model order (empty when nothing is frozen).</summary>
+    public IReadOnlyList<string> FrozenLayers => Layers.Where(l => !l.Trainable && l != Input).Select(l => l.Name).ToList();
+
+    /// <summary>
+    /// Freezes exactly the named layers and unfreezes the rest (restoring <see cref="FrozenLayers"/>, e.g. from a
+    /// checkpoint); every name must exist. Nothing changes when a name is refused.
+    /// </summary>
+    public void SetFrozen(IEnumerable<string> names)
+    {
+        var frozen = names.Select(n => this[n]).ToHashSet();
+        foreach (var l in Layers) l.Trainable = !frozen.Contains(l);
+    }
+
+    /// <summary>Copies which layers are frozen and the batch norm mode from a model of the same layers (a data-parallel replica's source).</summary>
+    public void CopyTrainingModeFrom(Model other)
+    {
+        if (other.Layers.Count != Layers.Count) throw new XceptionException($"{Name} has {Layers.Count} layers, {other.Name} {other.Layers.Count}: not replicas of one model");
+        for (int i = 0; i < Layers.Count; i++) Layers[i].Trainable = other.Layers[i].Trainable;
+        BatchNormMode = other.BatchNormMode;
+    }
 
     /// <summary>
     /// Keras' default initial values: Glorot-uniform kernels (fan-in and fan-out over Keras' kernel shape),

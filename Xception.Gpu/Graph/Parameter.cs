@@ -28,7 +28,7 @@ public enum ParameterRole
 /// <summary>
 /// One weight tensor of a layer, with Keras' name and shape (e.g. <c>depthwise_kernel</c> [3, 3, C, 1]).
 /// Its values live on the host until the model is bound to a device, then on the device (with a gradient
-/// buffer when trainable); <see cref="Model.SyncToHost"/> brings them back.
+/// buffer when optimizable); <see cref="Model.SyncToHost"/> brings them back.
 /// </summary>
 public sealed class Parameter
 {
@@ -60,8 +60,22 @@ public sealed class Parameter
     /// <summary>What it is for.</summary>
     public ParameterRole Role { get; }
 
-    /// <summary>Whether the optimizer updates it: all but batch norm's moving statistics, which the forward pass moves.</summary>
-    public bool Trainable => Role is not (ParameterRole.MovingMean or ParameterRole.MovingVariance);
+    /// <summary>
+    /// Whether its role is learned by the optimizer: all but batch norm's moving statistics, which the forward
+    /// pass moves. Such a parameter has a gradient buffer and optimizer state whether or not its layer is frozen,
+    /// so freezing and unfreezing between steps needs no rebinding and keeps the checkpoint format.
+    /// </summary>
+    public bool Optimizable => Role is not (ParameterRole.MovingMean or ParameterRole.MovingVariance);
+
+    /// <summary>
+    /// Whether the optimizer updates it now (Keras' <c>trainable_weights</c>): <see cref="Optimizable"/> and its
+    /// layer not frozen (<see cref="Layer.Trainable"/>). A frozen parameter gets no gradient, no update and no
+    /// all-reduce.
+    /// </summary>
+    public bool Trainable => Optimizable && (Owner?.Trainable ?? true);
+
+    /// <summary>The layer that holds it (set when the model is built).</summary>
+    public Layer? Owner { get; internal set; }
 
     public int Length => Shape.Length;
 
@@ -83,7 +97,7 @@ public sealed class Parameter
     {
         Unbind();
         Value = Tensor.From(d, Host, Shape.ToArray());
-        if (Trainable) Grad = Tensor.Zeros(d, Shape.ToArray());
+        if (Optimizable) Grad = Tensor.Zeros(d, Shape.ToArray());
     }
 
     internal void SyncToHost()

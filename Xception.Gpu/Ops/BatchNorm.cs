@@ -153,6 +153,21 @@ public sealed class BatchNorm
         sums.SubView(c, c).CopyTo(dgamma.View);
     }
 
+    /// <summary>
+    /// The input gradient alone of the inference-mode backward, dx = dy * gamma / sqrt(moving_var + eps): a frozen
+    /// layer's, whose gamma and beta take no gradient.
+    /// </summary>
+    public void BackwardInputFrozen(Tensor<float> dy, BatchNormParams p, Tensor<float> dx, float epsilon = DefaultEpsilon)
+    {
+        Expect.Device(Name, d, ("output gradient", dy), ("input gradient", dx));
+        CheckParams(dy, p);
+        Expect.SameShape(Name, "input gradient", dx, "output gradient", dy);
+        int c = dy.Shape[-1];
+        var invstd = d.Scratch(ScratchSlot.Statistics, c);
+        inverseStd(d.GridFor(c), p.MovingVar.View, c, epsilon, invstd);
+        backwardFrozen(d.GridFor(dy.Length), dy.View, invstd, p.Gamma.View, dy.Shape.Rows, c, dx.View);
+    }
+
     /// <summary>Float64 reference over x seen as [rows, C].</summary>
     public static class Reference
     {

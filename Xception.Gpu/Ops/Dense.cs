@@ -38,6 +38,16 @@ public sealed class Dense
     }
 
     /// <summary>dx = dy w^T, dw = x^T dy, db = column sums of dy.</summary>
+    /// <summary>Only the input gradient dx = dy w^T (a frozen layer's backward: its weights take no gradient).</summary>
+    public void BackwardInput(Tensor<float> dy, Tensor<float> w, Tensor<float> dx)
+    {
+        Expect.Device(Name, d, ("output gradient", dy), ("weights", w), ("input gradient", dx));
+        int n = dx.Shape[0], c = w.Shape[0], o = w.Shape[1];
+        Expect.Dims(Name, "output gradient", dy, n, o);
+        Expect.Dims(Name, "input gradient", dx, n, c);
+        MatMul.On(d).Run(dy.View, false, w.View, true, n, c, o, 0f, dx.View);
+    }
+
     public void Backward(Tensor<float> dy, Tensor<float> x, Tensor<float> w, Tensor<float> dx, Tensor<float> dw, Tensor<float> db)
     {
         Expect.Device(Name, d, ("output gradient", dy), ("input", x), ("weights", w), ("input gradient", dx), ("weight gradient", dw), ("bias gradient", db));

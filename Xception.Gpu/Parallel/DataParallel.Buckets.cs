@@ -37,6 +37,9 @@ public sealed partial class DataParallel
     void BackwardOverlapped(int rank, Executor ex, Tensor<float> outputGrad)
     {
         var rep = replicas[rank];
+        // Freezing or unfreezing layers between steps changes which gradients exist: cut the buckets again.
+        var trainable = rep.Model.Layers.Reverse().SelectMany(l => l.Parameters.Where(p => p.Trainable)).ToList();
+        if (rep.Buckets is not null && !rep.Buckets.SelectMany(b => b.Parameters).SequenceEqual(trainable)) rep.Buckets = null;
         if (rep.Buckets is null)
         {
             // Every replica cuts the same buckets: the same model, walked in the same order.

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Xception.Gpu.Graph;
 using Xception.Gpu.Training;
 
 namespace Xception.Gpu.Parallel;
@@ -22,6 +23,8 @@ public sealed partial class DataParallel
         if (skipped is not null) return skipped;
         if (share is null) throw new InvalidOperationException("unreachable: a stopping process never gets past the exchange");
 
+        // Every replica freezes what the first one does (a caller may change it between steps).
+        if (rank > 0) rep.Model.CopyTrainingModeFrom(replicas[0].Model);
         var sums = rep.Step.Forward(share, training: true, step, labelSmoothing, syncBatchNorm && !alone ? (member, global) : null);
         if (!alone)
         {
@@ -81,8 +84,17 @@ public sealed partial class DataParallel
             if (rank == 0) { AllReduceTime += clock.Elapsed; AllReduceCalls++; }
         }
         if (!syncBatchNorm)
-            AllReduce(member, rep.Flat, rep.Model.Parameters.Where(p => !p.Trainable).Select(p => p.Value!).ToList(), 1f / GlobalCount);
+            AllReduce(member, rep.Flat, MovedStatistics(rep.Model), 1f / GlobalCount);
     }
+
+    /// <summary>
+    /// The moving statistics this step moved: those of batch norm layers that used batch statistics. Layers in
+    /// inference mode (frozen) left theirs alone, so they are identical everywhere and averaging them could only
+    /// round them differently.
+    /// </summary>
+    static List<Tensor<float>> MovedStatistics(Model m) =>
+        m.Layers.Where(l => l.Parameters.Any(p => !p.Optimizable) && m.UsesBatchStatistics(l))
+            .SelectMany(l => l.Parameters.Where(p => !p.Optimizable)).Select(p => p.Value!).ToList();
 
     /// <summary>Sums tensors over the replicas (one flat buffer, one all-reduce), then scales them.</summary>
     static void AllReduce(ICollective c, Dictionary<long, float[]> staging, List<Tensor<float>> tensors, float scale)

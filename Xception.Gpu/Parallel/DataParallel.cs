@@ -86,6 +86,7 @@ public sealed partial class DataParallel : ITrainingReplicas, IDisposable
                     var to = m.Parameters.ToList();
                     if (to.Count != from.Count) throw new XceptionException("replica models differ from the source model");
                     for (int i = 0; i < to.Count; i++) to[i].Set(from[i].Host);
+                    m.CopyTrainingModeFrom(source);
                     m.Bind(devices[k]);
                 }
                 replicas.Add(new Replica(m, devices[k], new OptimizerState(m, optimizer)));

@@ -20,7 +20,9 @@ public sealed record OptimizerSettings
 
 /// <summary>
 /// The optimizer's per-parameter state on the device (velocity for SGD; mean square and momentum for
-/// RMSprop) and the update of every trainable parameter from its gradient.
+/// RMSprop) and the update of every trainable parameter from its gradient. Every optimizable parameter has its
+/// slots, frozen or not, so a layer can be frozen or unfrozen between steps and checkpoints keep one format; a
+/// frozen layer's parameters and slots are left exactly as they are.
 /// </summary>
 public sealed class OptimizerState : IDisposable
 {
@@ -34,7 +36,7 @@ public sealed class OptimizerState : IDisposable
         s = settings;
         var d = model.Device ?? throw new XceptionException("bind the model to a device before creating its optimizer");
         foreach (var l in model.Layers)
-            foreach (var p in l.Parameters.Where(p => p.Trainable))
+            foreach (var p in l.Parameters.Where(p => p.Optimizable))
                 slots[p] = ($"{l.Name}/{p.Name}", Tensor.Zeros(d, p.Shape.ToArray()),
                     s.Kind == OptimizerKind.RmsProp ? Tensor.Zeros(d, p.Shape.ToArray()) : null);
     }
@@ -48,6 +50,7 @@ public sealed class OptimizerState : IDisposable
         var op = Optimizer.On(d);
         foreach (var (p, (_, a, b)) in slots)
         {
+            if (!p.Trainable) continue; // frozen layer: no update, and its velocity does not decay either
             float wd = p.Role == ParameterRole.Kernel ? s.WeightDecay : 0f; // Keras puts regularizers on kernels
             if (s.Kind == OptimizerKind.Sgd) op.Sgd(p.Value!, p.Grad!, a, lr, s.Momentum, s.Nesterov, wd);
             else op.RmsProp(p.Value!, p.Grad!, a, b!, lr, s.Rho, s.Momentum, s.Epsilon, wd);

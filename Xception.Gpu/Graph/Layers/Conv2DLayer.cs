@@ -54,13 +54,13 @@ public sealed class Conv2DLayer : Layer
         if (IsPointwise)
         {
             var op = Pointwise.On(ctx.Device);
-            if (p.Grad is not null) op.BackwardWeight(ctx.Inputs[0], dy, Stride, p.Grad);
+            if (p.Trainable) op.BackwardWeight(ctx.Inputs[0], dy, Stride, p.Grad!);
             if (ctx.InputGrads[0] is { } dx) op.BackwardInput(dy, p.Value!, Stride, dx);
         }
         else
         {
             var op = Conv2D.On(ctx.Device);
-            if (p.Grad is not null) op.BackwardWeight(ctx.Inputs[0], dy, Stride, Padding, p.Grad);
+            if (p.Trainable) op.BackwardWeight(ctx.Inputs[0], dy, Stride, Padding, p.Grad!);
             if (ctx.InputGrads[0] is { } dx) op.BackwardInput(dy, p.Value!, Stride, Padding, dx);
         }
     }

@@ -25,8 +25,15 @@ public sealed class DenseLayer(string name, Layer input, int units) : Layer(name
 
     public override void Backward(LayerContext ctx)
     {
+        var op = Dense.On(ctx.Device);
+        if (!ctx.LayerTrainable)
+        {
+            // Frozen: only the gradient that flows on to trainable layers below.
+            if (ctx.InputGrads[0] is { } frozenDx) op.BackwardInput(ctx.OutputGrad!, Param("kernel").Value!, frozenDx);
+            return;
+        }
         var dx = ctx.InputGrads[0] ?? ctx.Saved(0, ctx.Inputs[0].Shape.ToArray());
-        Dense.On(ctx.Device).Backward(ctx.OutputGrad!, ctx.Inputs[0], Param("kernel").Value!, dx, Param("kernel").Grad!, Param("bias").Grad!);
+        op.Backward(ctx.OutputGrad!, ctx.Inputs[0], Param("kernel").Value!, dx, Param("kernel").Grad!, Param("bias").Grad!);
     }
 
     public override double[] Reference(IReadOnlyList<double[]> inputs, int batch, bool training = false) =>

@@ -85,7 +85,8 @@ public sealed class SeparableConv2DLayer : Layer
         var pointIn = Between == ActivationKind.None ? spatial : ctx.Saved(1, mid);
         var pw = Param("pointwise_kernel");
         var pointOp = Pointwise.On(d);
-        pointOp.BackwardWeight(pointIn, ctx.OutputGrad!, 1, pw.Grad!);
+        // A frozen layer runs backward only for the gradient below it (the executor skips it otherwise).
+        if (pw.Trainable) pointOp.BackwardWeight(pointIn, ctx.OutputGrad!, 1, pw.Grad!);
         // The gradient at the pointwise input gets its own slot (2) rather than pointIn's: the activation's
         // backward below still reads pointIn (its forward output) and then turns dMid into the gradient at
         // the spatial output in place.
@@ -96,13 +97,13 @@ public sealed class SeparableConv2DLayer : Layer
         if (Depthwise)
         {
             var op = Ops.Depthwise.On(d);
-            op.BackwardWeight(x, dMid, 1, Padding, sp.Grad!);
+            if (sp.Trainable) op.BackwardWeight(x, dMid, 1, Padding, sp.Grad!);
             if (ctx.InputGrads[0] is { } dx) op.BackwardInput(dMid, sp.Value!, 1, Padding, dx);
         }
         else
         {
             var op = Conv2D.On(d);
-            op.BackwardWeight(x, dMid, 1, Padding, sp.Grad!);
+            if (sp.Trainable) op.BackwardWeight(x, dMid, 1, Padding, sp.Grad!);
             if (ctx.InputGrads[0] is { } dx) op.BackwardInput(dMid, sp.Value!, 1, Padding, dx);
         }
     }
