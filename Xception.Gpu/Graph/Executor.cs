@@ -21,6 +21,7 @@ public sealed class Executor : IDisposable
     readonly List<Tensor<float>> layerTemps = new();
     readonly Dictionary<Tensor<float>, Tensor<float>> ownerOf = new(ReferenceEqualityComparer.Instance);
     Tensor<float>?[]? grads;
+    bool[]? gradWritten;
     LayerContext?[]? contexts;
 
     internal Executor(Model model, Device device, int batch, bool training)
@@ -49,6 +50,14 @@ public sealed class Executor : IDisposable
     /// each executor's batch statistics its own.
     /// </summary>
     public (ICollective Collective, int GlobalBatch)? SyncBatchNorm { get; set; }
+
+    /// <summary>
+    /// When set on a training executor, every layer computes as in inference (batch norm normalizes with its
+    /// moving statistics and does not move them; dropout passes its input through) while the executor still
+    /// keeps what backward needs: gradients of the network as it predicts, which Grad-CAM explains. Off by
+    /// default; training never sets it.
+    /// </summary>
+    public bool InferenceLayers { get; set; }
 
     /// <summary>Training step number, for layers that draw a new random mask each step.</summary>
     public long Step { get; set; }
@@ -154,28 +163,59 @@ public sealed class Executor : IDisposable
     }
 
     /// <summary>
+    /// The output of a layer from the last <see cref="Forward"/> of a training executor (which keeps every
+    /// activation until the next run); valid until then.
+    /// </summary>
+    public Tensor<float> Output(Layer layer)
+    {
+        if (!Training) throw new XceptionException($"{model.Name}: inference recycles activations; only a training executor keeps {layer.Name}'s output");
+        return outputs[Owned(layer).Index] ?? throw new XceptionException($"{model.Name}: no forward pass has run yet");
+    }
+
+    /// <summary>
+    /// The gradient with respect to a layer's output from the last <see cref="Backward"/> (summed over its
+    /// readers where it feeds several), or null where no gradient reached it. Valid until the next backward.
+    /// </summary>
+    public Tensor<float>? OutputGradient(Layer layer)
+    {
+        int i = Owned(layer).Index;
+        if (i == model.Output.Index) return lastOutputGrad;
+        return gradWritten is { } w && w[i] ? grads![i] : null;
+    }
+
+    Layer Owned(Layer layer) => layer.Index < model.Layers.Count && model.Layers[layer.Index] == layer
+        ? layer : throw new XceptionException($"{model.Name} has no layer '{layer.Name}' (it belongs to another model)");
+
+    Tensor<float>? lastOutputGrad;
+
+    /// <summary>
     /// Backward pass after a training forward: from the gradient of the loss with respect to the model
     /// output, writes every trainable parameter's Grad. Where a tensor feeds several layers (the residual
     /// forks), their gradients are summed. Only the gradients something trainable depends on are computed: a
     /// layer's output gradient is needed when the layer or any layer below it (in the graph) has trainable
     /// parameters, so with a frozen base the pass stops at the head and a step costs about a forward pass.
-    /// Frozen parameters' Grad buffers are left as they were.
+    /// Frozen parameters' Grad buffers are left as they were. With <paramref name="downTo"/>, every output
+    /// gradient down to that layer's is computed, frozen or not, and the pass stops once that layer's is
+    /// complete (every reader of a layer comes after it): for callers that need only it (Grad-CAM).
     /// </summary>
-    public void Backward(Tensor<float> outputGrad)
+    public void Backward(Tensor<float> outputGrad, Layer? downTo = null)
     {
+        int stop = downTo is null ? 0 : Owned(downTo).Index + 1;
         if (!Training) throw new XceptionException($"{model.Name}: backward needs a training-mode forward pass first");
         if (contexts is null) throw new XceptionException($"{model.Name}: backward called before forward");
         var outLayer = model.Output;
         if (!outputGrad.Shape.Equals(outputs[outLayer.Index]!.Shape))
             throw new ShapeException(model.Name, $"output gradient {outputGrad.Shape} must have the output's shape {outputs[outLayer.Index]!.Shape}");
         grads ??= new Tensor<float>?[model.Layers.Count];
-        var written = new bool[model.Layers.Count];
+        var written = gradWritten = new bool[model.Layers.Count];
+        lastOutputGrad = outputGrad;
         var residual = Residual.On(Device);
-        // needed[i]: some trainable parameter lies at or below layer i, so the gradient of its output matters.
+        // needed[i]: some trainable parameter lies at or below layer i, so the gradient of its output matters;
+        // with downTo, so does every output gradient from downTo's up.
         var needed = new bool[model.Layers.Count];
         foreach (var l in model.Layers)
-            needed[l.Index] = l.Parameters.Any(p => p.Trainable) || l.Inputs.Any(i => needed[i.Index]);
-        for (int li = model.Layers.Count - 1; li >= 0; li--)
+            needed[l.Index] = l.Parameters.Any(p => p.Trainable) || l.Inputs.Any(i => needed[i.Index]) || (downTo is not null && l.Index >= downTo.Index);
+        for (int li = model.Layers.Count - 1; li >= stop; li--)
         {
             var layer = model.Layers[li];
             if (layer == model.Input) continue;

@@ -21,6 +21,12 @@ public sealed class LayerContext
 
     public Device Device => executor.Device;
     public bool Training => executor.Training;
+
+    /// <summary>
+    /// Whether layers behave as in training (batch norm with batch statistics, dropout active): a training
+    /// executor unless <see cref="Executor.InferenceLayers"/> is set. Backward must follow the same choice.
+    /// </summary>
+    public bool TrainingBehaviour => executor.Training && !executor.InferenceLayers;
     public int Batch => executor.Batch;
     public Tensor<float>[] Inputs { get; }
     public Tensor<float> Output { get; }
@@ -56,9 +62,10 @@ public sealed class LayerContext
 
     /// <summary>
     /// Training only: whether this batch norm layer normalizes with the batch's statistics and moves its moving ones
-    /// (false: inference mode, see <see cref="Model.BatchNormMode"/>). Always false in an inference pass.
+    /// (false: inference mode, see <see cref="Model.BatchNormMode"/>). Always false in an inference pass, and with
+    /// <see cref="Executor.InferenceLayers"/>.
     /// </summary>
-    public bool UsesBatchStatistics => Training && executor.Model.UsesBatchStatistics(layer);
+    public bool UsesBatchStatistics => TrainingBehaviour && executor.Model.UsesBatchStatistics(layer);
 
     /// <summary>Whether this layer's parameters take gradients now (false when the layer is frozen).</summary>
     public bool LayerTrainable => layer.Trainable;

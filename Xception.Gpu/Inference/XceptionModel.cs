@@ -124,6 +124,13 @@ public sealed partial class XceptionModel : IDisposable
 
     float[] Submit(ReadOnlySpan<float> input, int count, int batch, bool softmax)
     {
+        CheckInput(input, count, batch);
+        return Run(new Request(input.ToArray(), count, batch, softmax));
+    }
+
+    /// <summary>Refuses input that is not <paramref name="count"/> whole images of finite values, or a batch below 1.</summary>
+    void CheckInput(ReadOnlySpan<float> input, int count, int batch)
+    {
         int per = ImageSize * ImageSize * Config.InputChannels;
         string expected = $"{ImageSize}x{ImageSize}x{Config.InputChannels} images ({per} values each)";
         if (count < 1)
@@ -134,7 +141,6 @@ public sealed partial class XceptionModel : IDisposable
         for (int i = 0; i < input.Length; i++)
             if (!float.IsFinite(input[i]))
                 throw new XceptionException($"input value {i} (image {i / per}) is {input[i]}: the model takes finite values (Keras' 'tf' preprocessing gives -1..1)");
-        return Run(new Request(input.ToArray(), count, batch, softmax));
     }
 
     /// <summary>

@@ -18,6 +18,7 @@ namespace Xception.Gpu.Cli
               summary            print the model as Keras' model.summary() does
               predict            classify images, or run a preprocessed .npy array, with Keras weights
               features           image embeddings (pooled block14, 2048 values) for transfer learning
+              explain            Grad-CAM heatmaps: where in each image the evidence for a class lies
               train              train a model (no options: xception-mini on built-in synthetic images)
               eval               evaluate weights on a data set (loss, top-1, top-5 or MAP@100)
               kernels            the GPU kernels' registers, shared memory, spills and occupancy (ptxas, no GPU)
@@ -45,10 +46,11 @@ namespace Xception.Gpu.Cli
                     "summary" => SummaryCommand.Run(rest),
                     "predict" => PredictCommand.Run(rest),
                     "features" => FeaturesCommand.Run(rest),
+                    "explain" => ExplainCommand.Run(rest),
                     "train" => TrainCommand.Run(rest),
                     "eval" => EvalCommand.Run(rest),
                     "kernels" => KernelsCommand.Run(rest),
-                    _ => throw new UsageException($"unknown command '{args[0]}'; commands: devices, bench, summary, predict, features, train, eval, kernels"),
+                    _ => throw new UsageException($"unknown command '{args[0]}'; commands: devices, bench, summary, predict, features, explain, train, eval, kernels"),
                 };
             }
             catch (UsageException e)

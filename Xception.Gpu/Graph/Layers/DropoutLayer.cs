@@ -17,14 +17,14 @@ public sealed class DropoutLayer(string name, Layer input, float rate, uint seed
 
     public override void Forward(LayerContext ctx)
     {
-        if (ctx.Training && Rate > 0) Dropout.On(ctx.Device).Forward(ctx.Inputs[0], Rate, StepSeed(ctx), ctx.Output);
+        if (ctx.TrainingBehaviour && Rate > 0) Dropout.On(ctx.Device).Forward(ctx.Inputs[0], Rate, StepSeed(ctx), ctx.Output);
         else ctx.Inputs[0].CopyTo(ctx.Output);
     }
 
     public override void Backward(LayerContext ctx)
     {
         if (ctx.InputGrads[0] is not { } dx) return;
-        if (ctx.Training && Rate > 0) Dropout.On(ctx.Device).Backward(ctx.OutputGrad!, Rate, StepSeed(ctx), dx);
+        if (ctx.TrainingBehaviour && Rate > 0) Dropout.On(ctx.Device).Backward(ctx.OutputGrad!, Rate, StepSeed(ctx), dx);
         else ctx.OutputGrad!.CopyTo(dx);
     }
 
