@@ -49,20 +49,13 @@ static class ExplainCommand
         var heatmapFile = a.String("heatmap");
         if (outDir is not null) OutputPaths.Folder("--output", outDir);
         if (heatmapFile is not null) OutputPaths.WritableFile("--heatmap", heatmapFile);
-        foreach (var f in a.Positional)
-        {
-            if (Directory.Exists(f)) throw new XceptionException($"image '{f}' is a folder, expected an image file");
-            if (!File.Exists(f)) throw new XceptionException($"image '{f}' does not exist");
-        }
+        Inputs.RequireImageFiles(a.Positional);
 
         NpyArray? x = null;
         int? size = a.String("image-size") is null ? null : a.Int("image-size", 299, 71, 8192);
         if (input is not null)
         {
-            x = Npy.Read(input);
-            if (x.Shape.Length != 4 || x.Shape[1] != x.Shape[2] || x.Shape[0] == 0)
-                throw new XceptionException($"'{input}' has shape ({string.Join(", ", x.Shape)}); expected (N, S, S, channels) NHWC with N >= 1");
-            if (size is { } s && s != x.Shape[1]) throw new XceptionException($"--image-size {s} but '{input}' holds {x.Shape[1]}x{x.Shape[2]} images");
+            x = Inputs.ReadArray(input, size);
             size = x.Shape[1];
         }
 

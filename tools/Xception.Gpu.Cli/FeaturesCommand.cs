@@ -68,11 +68,7 @@ static class FeaturesCommand
             "nearest" => ResizeMode.Nearest,
             var r => throw new UsageException($"--resize must be bilinear or nearest, got '{r}'"),
         };
-        foreach (var f in a.Positional)
-        {
-            if (Directory.Exists(f)) throw new XceptionException($"image '{f}' is a folder, expected an image file");
-            if (!File.Exists(f)) throw new XceptionException($"image '{f}' does not exist");
-        }
+        Inputs.RequireImageFiles(a.Positional);
         // Before the model loads: a run over thousands of images should not find out at the end.
         OutputPaths.WritableFile("--output", output);
 
@@ -112,14 +108,8 @@ static class FeaturesCommand
         if (a.Positional.Count > 0) throw new UsageException($"give either image files or --input, not both ('{a.Positional[0]}')");
         if (a.String("resize") is not null) throw new UsageException("--resize goes with image files; --input is already resized");
         OutputPaths.WritableFile("--output", output);
-        var x = Npy.Read(input);
-        if (x.Shape.Length != 4 || x.Shape[1] != x.Shape[2])
-            throw new XceptionException($"'{input}' has shape ({string.Join(", ", x.Shape)}); expected (N, S, S, channels) NHWC");
-        if (x.Shape[0] == 0)
-            throw new XceptionException($"'{input}' holds no images (shape ({string.Join(", ", x.Shape)})); expected (N, S, S, channels) with N >= 1");
-        int size = a.Int("image-size", x.Shape[1], 5, 8192);
-        if (size != x.Shape[1])
-            throw new XceptionException($"--image-size {size} but '{input}' holds {x.Shape[1]}x{x.Shape[2]} images");
+        var x = Inputs.ReadArray(input, a.String("image-size") is null ? null : a.Int("image-size", 0, 5, 8192));
+        int size = x.Shape[1];
         using var model = XceptionModel.LoadFeatures(weights, a.String("device", "auto"), size, pooling);
         if (x.Shape[3] != model.Config.InputChannels)
             throw new XceptionException($"'{input}' has {x.Shape[3]} channels; the model takes {model.Config.InputChannels}");

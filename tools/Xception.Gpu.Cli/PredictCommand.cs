@@ -43,11 +43,7 @@ static class PredictCommand
             var r => throw new UsageException($"--resize must be bilinear or nearest, got '{r}'"),
         };
         int top = a.Int("top", 5, 1, 100000);
-        foreach (var f in a.Positional)
-        {
-            if (Directory.Exists(f)) throw new XceptionException($"image '{f}' is a folder, expected an image file");
-            if (!File.Exists(f)) throw new XceptionException($"image '{f}' does not exist");
-        }
+        Inputs.RequireImageFiles(a.Positional);
 
         using var model = XceptionModel.Load(weights, a.String("device", "auto"), a.String("image-size") is null ? null : a.Int("image-size", 299, 71, 8192));
         if (!model.Config.IncludeTop) throw new XceptionException($"'{weights}' has no classifier (a _notop file): predict needs one; use --input/--output for features");
@@ -87,14 +83,8 @@ static class PredictCommand
         var output = a.String("output") ?? throw new UsageException("--input needs --output Y.npy");
         if (a.Positional.Count > 0) throw new UsageException($"give either image files or --input, not both ('{a.Positional[0]}')");
         OutputPaths.WritableFile("--output", output);
-        var x = Npy.Read(input);
-        if (x.Shape.Length != 4 || x.Shape[1] != x.Shape[2])
-            throw new XceptionException($"'{input}' has shape ({string.Join(", ", x.Shape)}); expected (N, S, S, channels) NHWC");
-        if (x.Shape[0] == 0)
-            throw new XceptionException($"'{input}' holds no images (shape ({string.Join(", ", x.Shape)})); expected (N, S, S, channels) with N >= 1");
-        int size = a.Int("image-size", x.Shape[1], 71, 8192);
-        if (size != x.Shape[1])
-            throw new XceptionException($"--image-size {size} but '{input}' holds {x.Shape[1]}x{x.Shape[2]} images");
+        var x = Inputs.ReadArray(input, a.String("image-size") is null ? null : a.Int("image-size", 0, 71, 8192));
+        int size = x.Shape[1];
         using var model = XceptionModel.Load(weights, a.String("device", "auto"), size);
         if (a.String("classes") is not null)
         {
