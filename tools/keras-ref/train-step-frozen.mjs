@@ -28,42 +28,7 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
 import { buildXception, describeWeights, generateWeights, applyWeights, writeH5, writeNpy } from './generate.mjs';
-import { classNames, makeImages, encodePng, decodePng, preprocess } from './train-step.mjs';
-
-function parseArgs(argv) {
-  const opts = { outDir: null, classes: 3, size: 71, imagesPerClass: 2, lr: 0.1, seed: 2 };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const next = () => {
-      if (i + 1 >= argv.length) throw new Error(`missing value after ${a}`);
-      return argv[++i];
-    };
-    const int = (s) => {
-      if (!/^-?\d+$/.test(s)) throw new Error(`${a} must be an integer, got '${s}'`);
-      return parseInt(s, 10);
-    };
-    if (a === '--classes') opts.classes = int(next());
-    else if (a === '--size') opts.size = int(next());
-    else if (a === '--images-per-class') opts.imagesPerClass = int(next());
-    else if (a === '--seed') opts.seed = int(next());
-    else if (a === '--lr') {
-      const s = next();
-      if (!/^[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?$/.test(s)) throw new Error(`--lr must be a number, got '${s}'`);
-      opts.lr = parseFloat(s);
-    }
-    else if (a.startsWith('--')) throw new Error(`unknown option ${a}`);
-    else if (opts.outDir === null) opts.outDir = a;
-    else throw new Error(`unexpected argument ${a}`);
-  }
-  if (opts.outDir === null) {
-    console.error('usage: node train-step-frozen.mjs OUTDIR [--classes 3] [--size 71] [--images-per-class 2] [--lr 0.1] [--seed 2]');
-    process.exit(2);
-  }
-  if (opts.classes < 2 || opts.classes > 26) throw new Error('--classes must be in 2..26');
-  if (opts.size < 71) throw new Error('--size: Xception needs inputs of at least 71x71');
-  if (!(opts.lr > 0)) throw new Error('--lr must be > 0');
-  return opts;
-}
+import { classNames, makeImages, encodePng, decodePng, preprocess, parseStepArgs } from './train-step.mjs';
 
 // Current weights in the describeWeights layout, as Float32Array copies.
 function snapshot(model) {
@@ -85,7 +50,7 @@ function flat(desc) {
 const sha256 = (file) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 
 async function main() {
-  const opts = parseArgs(process.argv.slice(2));
+  const opts = parseStepArgs(process.argv.slice(2), 'train-step-frozen.mjs', { stockKernels: false });
   await tf.setBackend('cpu');
   await tf.ready();
   const t0 = Date.now();

@@ -21,7 +21,10 @@ import {
 // ---------------------------------------------------------------------------
 // Arguments
 
-function parseArgs(argv) {
+// Also used by train-step-frozen.mjs, which takes the same arguments except --stock-kernels.
+export function parseStepArgs(argv, script, { stockKernels = true } = {}) {
+  const usage = () => console.error(`usage: node ${script} OUTDIR [--classes 3] [--size 71] [--images-per-class 2] [--lr 0.1] [--seed 2]` +
+    (stockKernels ? ' [--stock-kernels]' : ''));
   const opts = { outDir: null, classes: 3, size: 71, imagesPerClass: 2, lr: 0.1, seed: 2, stockKernels: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -42,7 +45,7 @@ function parseArgs(argv) {
       if (!/^[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?$/.test(s)) throw new Error(`--lr must be a number, got '${s}'`);
       opts.lr = parseFloat(s);
     }
-    else if (a === '--stock-kernels') opts.stockKernels = true;
+    else if (a === '--stock-kernels' && stockKernels) opts.stockKernels = true;
     else if (a === '-h' || a === '--help') { usage(); process.exit(0); }
     else if (a.startsWith('--')) throw new Error(`unknown option ${a}`);
     else if (opts.outDir === null) opts.outDir = a;
@@ -54,10 +57,6 @@ function parseArgs(argv) {
   if (opts.imagesPerClass < 1) throw new Error('--images-per-class must be >= 1');
   if (!(opts.lr > 0)) throw new Error('--lr must be > 0');
   return opts;
-}
-
-function usage() {
-  console.error('usage: node train-step.mjs OUTDIR [--classes 3] [--size 71] [--images-per-class 2] [--lr 0.1] [--seed 2] [--stock-kernels]');
 }
 
 // ---------------------------------------------------------------------------
@@ -363,7 +362,7 @@ async function checkBnConventions() {
 // ---------------------------------------------------------------------------
 
 async function main() {
-  const opts = parseArgs(process.argv.slice(2));
+  const opts = parseStepArgs(process.argv.slice(2), 'train-step.mjs');
   await tf.setBackend('cpu');
   await tf.ready();
   const t0 = Date.now();
