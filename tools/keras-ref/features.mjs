@@ -17,35 +17,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
+import { parseReferenceArgs } from './args.mjs';
 import {
   mulberry32, fillUniform, buildXception, describeWeights, generateWeights, applyWeights, writeH5, writeNpy,
 } from './generate.mjs';
 
-function parseArgs(argv) {
-  const opts = { outDir: null, size: 71, batch: 2, seed: 1, classes: 10 };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const int = () => {
-      const s = argv[++i];
-      if (s === undefined || !/^\d+$/.test(s)) throw new Error(`${a} needs a non-negative integer, got '${s}'`);
-      return parseInt(s, 10);
-    };
-    if (a === '--size') opts.size = int();
-    else if (a === '--batch') opts.batch = int();
-    else if (a === '--seed') opts.seed = int();
-    else if (a === '--classes') opts.classes = int();
-    else if (a.startsWith('--')) throw new Error(`unknown option ${a}`);
-    else if (opts.outDir === null) opts.outDir = a;
-    else throw new Error(`unexpected argument ${a}`);
-  }
-  if (opts.outDir === null) throw new Error('usage: node features.mjs OUTDIR [--size 71] [--batch 2] [--seed 1] [--classes 10]');
-  if (opts.size < 71) throw new Error('--size: Xception needs inputs of at least 71x71');
-  if (opts.batch < 1) throw new Error('--batch must be >= 1');
-  return opts;
-}
-
 async function main() {
-  const opts = parseArgs(process.argv.slice(2));
+  const opts = parseReferenceArgs(process.argv.slice(2), 'features.mjs');
   await tf.setBackend('cpu');
   await tf.ready();
   fs.mkdirSync(opts.outDir, { recursive: true });

@@ -19,32 +19,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
+import { parseReferenceArgs } from './args.mjs';
 import { mulberry32, fillUniform, buildXception, describeWeights, generateWeights, applyWeights, writeNpy } from './generate.mjs';
-
-function parseArgs(argv) {
-  const opts = { outDir: null, classes: 10, size: 71, batch: 2, seed: 1 };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const next = () => {
-      if (i + 1 >= argv.length) throw new Error(`missing value after ${a}`);
-      const s = argv[++i];
-      if (!/^-?\d+$/.test(s)) throw new Error(`${a} must be an integer, got '${s}'`);
-      return parseInt(s, 10);
-    };
-    if (a === '--classes') opts.classes = next();
-    else if (a === '--size') opts.size = next();
-    else if (a === '--batch') opts.batch = next();
-    else if (a === '--seed') opts.seed = next();
-    else if (a.startsWith('--')) throw new Error(`unknown option ${a}`);
-    else if (opts.outDir === null) opts.outDir = a;
-    else throw new Error(`unexpected argument ${a}`);
-  }
-  if (opts.outDir === null) {
-    console.error('usage: node gradcam.mjs OUTDIR [--classes 10] [--size 71] [--batch 2] [--seed 1]');
-    process.exit(2);
-  }
-  return opts;
-}
 
 // Runs the functional model eagerly layer by layer (model.layers is in
 // topological order), in inference mode. When `replace` is given, the named
@@ -107,7 +83,7 @@ function sha256(file) {
 }
 
 async function main() {
-  const opts = parseArgs(process.argv.slice(2));
+  const opts = parseReferenceArgs(process.argv.slice(2), 'gradcam.mjs');
   await tf.setBackend('cpu');
   await tf.ready();
   fs.mkdirSync(opts.outDir, { recursive: true });
