@@ -56,6 +56,6 @@ public class KernelsCliTests
         var (code, output) = CliRun.Run("--help");
         Assert.Equal(0, code);
         Assert.Contains("kernels", output);
-        Assert.Contains("--ptx DIR", CliRun.Run("kernels", "--help").Out);
+        Assert.Contains("--ptx <DIR>", CliRun.Run("kernels", "--help").Out);
     }
 }

@@ -1,49 +1,45 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
+
 namespace Xception.Gpu.Cli;
 
 /// <summary>A usage mistake: printed as one line with a pointer to --help, exit code 2.</summary>
 sealed class UsageException(string message) : Exception(message);
 
 /// <summary>
-/// Minimal option parser: <c>--name value</c>, <c>--name=value</c> and boolean <c>--flag</c>. Every option
-/// must be declared by the command; anything else is a usage error naming the option.
+/// The options a command was given, read by name: the declared options' last values as text (the typed accessors
+/// check them and name the option in their messages), the flags that are on, and the positional arguments.
+/// System.CommandLine parses (CommandLine.cs); this is the thin view the command bodies read.
 /// </summary>
 sealed class Args
 {
     readonly Dictionary<string, string?> values = new();
+    readonly HashSet<string> declared = new();
+    readonly string command;
     public List<string> Positional { get; } = new();
 
-    public Args(IEnumerable<string> args, IReadOnlyCollection<string> options, IReadOnlyCollection<string> flags, string command)
+    public Args(ParseResult result, CliCommand command)
     {
-        var list = args.ToList();
-        for (int i = 0; i < list.Count; i++)
+        this.command = command.Name;
+        foreach (var option in command.Options)
         {
-            var a = list[i];
-            if (!a.StartsWith("--")) { Positional.Add(a); continue; }
-            var name = a[2..];
-            string? value = null;
-            int eq = name.IndexOf('=');
-            if (eq >= 0) { value = name[(eq + 1)..]; name = name[..eq]; }
-            if (flags.Contains(name))
+            var name = option.Name.TrimStart('-');
+            declared.Add(name);
+            if (result.GetResult(option) is not OptionResult { Implicit: false } r) continue;
+            if (CliCommand.IsFlag(option))
             {
-                if (value is not null) throw new UsageException($"option --{name} of '{command}' takes no value");
+                if (r.Tokens.Count > 0) throw new UsageException($"option --{name} of '{command.Name}' takes no value");
                 values[name] = "true";
             }
-            else if (options.Contains(name))
-            {
-                if (value is null)
-                {
-                    if (i + 1 >= list.Count) throw new UsageException($"option --{name} of '{command}' needs a value");
-                    value = list[++i];
-                }
-                values[name] = value;
-            }
-            else throw new UsageException($"unknown option --{name} for '{command}'; 'xception {command} --help' lists the options");
+            else if (r.Tokens.Count > 0) values[name] = r.Tokens[^1].Value;
+            else throw new UsageException($"option --{name} of '{command.Name}' needs a value");
         }
+        if (command.Positional is { } positional && result.GetValue(positional) is { } words) Positional.AddRange(words);
     }
 
-    public bool Flag(string name) => values.ContainsKey(name);
+    public bool Flag(string name) => Read(name) is not null;
 
-    public string? String(string name) => values.TryGetValue(name, out var v) ? v : null;
+    public string? String(string name) => Read(name);
 
     public string String(string name, string fallback) => String(name) ?? fallback;
 
@@ -78,4 +74,10 @@ sealed class Args
         Imaging.ImageLoader.MaxPixels = v;
     }
 
+    /// <summary>An option's text; asking for one the command does not declare is a bug in the command, not the user's.</summary>
+    string? Read(string name)
+    {
+        if (!declared.Contains(name)) throw new InvalidOperationException($"'{command}' reads --{name}, which it does not declare");
+        return values.TryGetValue(name, out var v) ? v : null;
+    }
 }

@@ -4,34 +4,36 @@ namespace Xception.Gpu.Cli;
 
 static class BenchCommand
 {
-    const string Help = """
-        usage: xception bench [--op pointwise|depthwise|conv|pool|bn|all] [--device D] [--batch N]
-                              [--image-size S] [--backward] [--min-seconds T]
+    public static CliCommand Declare() => new("bench", "time the kernels on Xception's shapes (GFLOP/s, GB/s)", Run, """
+        xception bench [--op OP] [--device D] [--batch N] [--image-size S] [--backward] [--min-seconds T]
 
         Times the kernels on Xception's own layer shapes (input S x S, default 299; batch N, default 8)
         plus the reference pointwise shape N x 28 x 28, 128 -> 128. Each row: the layer, the shape, the
         pass, milliseconds per call, GFLOP/s (a multiply-add counts 2) and GB/s of floor traffic (each
         input read once, each output written once). The device is synchronized before the clock is read.
-          --op           which ops (default all)
-          --device       device string (default auto)
-          --backward     also time the backward kernels
-          --min-seconds  time each row for at least this long (default 0.5)
 
-        usage: xception bench --devices L [--model xception-mini|xception] [--batch B] [--image-size S]
-                              [--steps N] [--cpu-threads T] [--sync-bn]
+        xception bench --devices L [--model xception-mini|xception] [--batch B] [--image-size S]
+                       [--steps N] [--cpu-threads T] [--sync-bn]
 
         Data-parallel scaling: training steps of the model at global batch B (default 8 x replicas) on the
         first 1, 2, ..., all devices of L (e.g. cpu*2, cuda*4, cuda:0,cuda:1). Each row: replicas, images/s,
         milliseconds per step, milliseconds of it in the gradient all-reduce (copies and waiting included),
         the all-reduce's bandwidth (gradient bytes / time), speed-up and efficiency against one replica.
         Under mpirun with --distributed mpi: the time of MPI_Allreduce on the model's gradients alone.
-        """;
-
-    public static int Run(string[] argv)
+        """)
     {
-        var a = new Args(argv, ["op", "batch", "image-size", "min-seconds", "model", "steps", .. ReplicaOptions.Options], ["backward", "help", .. ReplicaOptions.Flags], "bench");
-        if (a.Flag("help")) { Console.WriteLine(Help); return 0; }
-        if (a.Positional.Count > 0) throw new UsageException($"'bench' takes no positional arguments, got '{a.Positional[0]}'");
+        Choice("op", ["pointwise", "depthwise", "conv", "pool", "bn", "all"], "which ops: pointwise, depthwise, conv, pool, bn or all (default all)", helpName: "OP"),
+        Value("batch", "N", "images per call (default 8; with --devices: the global batch, default 8 x replicas)"),
+        Value("image-size", "S", "input size S x S (default 299; with --devices and xception-mini: 32)"),
+        Flag("backward", "also time the backward kernels"),
+        Value("min-seconds", "T", "time each row for at least this long (default 0.5)"),
+        Choice("model", ["xception-mini", "xception"], "with --devices: the model to train (default xception-mini)"),
+        Value("steps", "N", "with --devices: training steps timed per row (default 5)"),
+        ReplicaOptions.Declare(),
+    };
+
+    static int Run(Args a)
+    {
         if (a.String("devices") is not null) return ScalingBench.Run(a);
         var opName = a.String("op", "all").ToLowerInvariant();
         BenchOp[] ops = opName switch

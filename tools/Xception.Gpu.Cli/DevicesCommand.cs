@@ -2,20 +2,15 @@ namespace Xception.Gpu.Cli;
 
 static class DevicesCommand
 {
-    const string Help = """
-        usage: xception devices
-
+    public static CliCommand Declare() => new("devices", "list the accelerators this machine has (CUDA, OpenCL, CPU)", Run, """
         Lists every accelerator ILGPU finds: device string, name, memory, warp size, multiprocessors.
         A device marked 'not usable' cannot run ILGPU kernels; the note says why. OpenCL devices that report
         no generic address space (Mesa rusticl) run as OpenCL C 2.0 when a probe kernel passes on them; 'auto'
         skips CPU-type OpenCL devices (llvmpipe): use --device opencl:N to run on one.
-        """;
+        """);
 
-    public static int Run(string[] argv)
+    static int Run(Args a)
     {
-        var a = new Args(argv, [], ["help"], "devices");
-        if (a.Flag("help")) { Console.WriteLine(Help); return 0; }
-        if (a.Positional.Count > 0) throw new UsageException($"'devices' takes no arguments, got '{a.Positional[0]}'");
         var list = Device.List();
         Console.WriteLine($"{"device",-10} {"name",-50} {"memory",10} {"warp",5} {"SMs",5}  note");
         foreach (var d in list)

@@ -7,23 +7,26 @@ namespace Xception.Gpu.Cli;
 
 static class EvalCommand
 {
-    const string Help = """
-        usage: xception eval --weights W --data D [--split test|val|all] [--val-split F] [--seed S]
-                             [--batch B] [--device D] [--strict]
-
+    public static CliCommand Declare() => new("eval", "evaluate weights on a data set (loss, top-1, top-5 or MAP@100)", Run, """
         Evaluates weights (a checkpoint, or a Keras .h5) on a data set and prints the loss and top-1 /
-        top-5 accuracy (MAP@100 for multi-label data). --split test (the default when the data set has a
-        test set, e.g. Fashion-MNIST's t10k files), val (the validation part that 'train' held out with the
-        same --val-split and --seed), or all.
-
-        --max-image-pixels N refuses images that declare more pixels (default 89,478,485, PIL's limit), the
-        guard against decompression bombs.
-        """;
-
-    public static int Run(string[] argv)
+        top-5 accuracy (MAP@100 for multi-label data).
+        """)
     {
-        var a = new Args(argv, ["weights", "data", "split", "val-split", "seed", "batch", "device", "image-size", "max-image-pixels"], ["strict", "help"], "eval");
-        if (a.Flag("help")) { Console.WriteLine(Help); return 0; }
+        Value("weights", "W", "a checkpoint or a Keras .h5 (required)"),
+        Value("data", "D", "the data set, as for 'xception train --data' (required)"),
+        Choice("split", ["test", "val", "all"], "test (the default when the data set has a test set, e.g. Fashion-MNIST's t10k files), " +
+                                                "val (the validation part that 'train' held out with the same --val-split and --seed), or all"),
+        Value("val-split", "F", "with --split val: the fraction 'train' held out (default 0.1)"),
+        Value("seed", "S", "with --split val: the seed 'train' split with (default 0)"),
+        Value("batch", "B", "images per forward pass (default 64)"),
+        Value("device", "D", "auto (default), cpu, cuda, cuda:N, opencl:N"),
+        Value("image-size", "S", "input size S x S (default: the weights')"),
+        Flag("strict", "stop at an unreadable image instead of skipping it (skips are counted)"),
+        Value("max-image-pixels", "N", "refuse images that declare more pixels (default 89,478,485, PIL's limit): the guard against decompression bombs"),
+    };
+
+    static int Run(Args a)
+    {
         a.ApplyImageLimit();
         var weights = a.String("weights") ?? throw new UsageException("eval needs --weights (a checkpoint or a Keras .h5)");
         var data = DataSources.Open(a.String("data") ?? throw new UsageException("eval needs --data"), a.Int("seed", 0, 0));

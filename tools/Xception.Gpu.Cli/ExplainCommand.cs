@@ -7,29 +7,38 @@ namespace Xception.Gpu.Cli;
 
 static class ExplainCommand
 {
-    const string Help = """
-        usage: xception explain --weights W [--class K] [--layer L] [--output DIR] [--heatmap H.npy]
-                                [--device D] [--image-size S] [--resize bilinear|nearest] [--batch N] IMAGE...
-               xception explain --weights W --input X.npy [--class K] [--layer L] [--output DIR] [--heatmap H.npy]
-                                [--device D] [--image-size S] [--batch N]
+    public static CliCommand Declare() => new("explain", "Grad-CAM heatmaps: where in each image the evidence for a class lies", Run, """
+        xception explain --weights W [--class K] [--layer L] [--output DIR] [--heatmap H.npy]
+                         [--device D] [--image-size S] [--resize bilinear|nearest] [--batch N] IMAGE...
+        xception explain --weights W --input X.npy [--class K] [--layer L] [--output DIR] [--heatmap H.npy]
+                         [--device D] [--image-size S] [--batch N]
 
         Grad-CAM, as Keras' "Grad-CAM class activation visualization" example: where in each image the
         evidence for a class lies. The gradient of the class's logit with respect to layer L's output
         (default: the last ReLU, block14_sepconv2_act in Xception), averaged over height and width, weights L's channels;
         the heatmap is the ReLU of their weighted sum over its maximum. Batch norm runs in inference mode.
         Prints each image's class (default: its top class; --class K explains class K for every image).
-
-        --heatmap H.npy   writes the heatmaps, float32 (N, h, w) in [0, 1], h x w being L's spatial size
-        --output DIR      writes DIR/<image name>.gradcam.png per image: the heatmap in the jet colormap over
-                          the image (at the image's own size), alpha 0.4; for --input, over the input turned
-                          back into pixels ((x + 1) * 127.5), as image_<i>.gradcam.png
         Images are resized to S x S (default 299) and preprocessed as for 'xception predict'.
-        """;
-
-    public static int Run(string[] argv)
+        """)
     {
-        var a = new Args(argv, ["weights", "device", "image-size", "resize", "batch", "input", "output", "heatmap", "class", "layer", "max-image-pixels"], ["help"], "explain");
-        if (a.Flag("help")) { Console.WriteLine(Help); return 0; }
+        Files("IMAGE", "image files (JPEG, PNG, ...)"),
+        Value("weights", "W", "a Keras .h5 or an Xception.Gpu checkpoint, with the classifier (required)"),
+        Value("class", "K", "the class to explain for every image (default: each image's top class)"),
+        Value("layer", "L", "the layer whose output the heatmap is of (default: the last ReLU; 'xception summary' lists the layers)"),
+        Value("output", "DIR", "writes DIR/<image name>.gradcam.png per image: the heatmap in the jet colormap over the image " +
+                               "(at the image's own size), alpha 0.4; for --input, over the input turned back into pixels " +
+                               "((x + 1) * 127.5), as image_<i>.gradcam.png"),
+        Value("heatmap", "H.npy", "writes the heatmaps, float32 (N, h, w) in [0, 1], h x w being L's spatial size"),
+        Value("device", "D", "auto (default), cpu, cuda, cuda:N, opencl:N"),
+        Value("image-size", "S", "input size S x S (default 299, or the checkpoint's)"),
+        Choice("resize", ["bilinear", "nearest"], "how images are resized (default bilinear; nearest as Keras' load_img)"),
+        Value("batch", "N", "images per pass (default 8)"),
+        Value("input", "X.npy", "a preprocessed NHWC float32 array (N, S, S, channels) instead of images"),
+        Value("max-image-pixels", "N", "refuse images that declare more pixels (default 89,478,485, PIL's limit): the guard against decompression bombs"),
+    };
+
+    static int Run(Args a)
+    {
         a.ApplyImageLimit();
         var weights = a.String("weights") ?? throw new UsageException("explain needs --weights (a Keras .h5 file or a checkpoint)");
         int batch = a.Int("batch", 8, 1, 4096);

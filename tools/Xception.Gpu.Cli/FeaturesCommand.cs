@@ -11,11 +11,11 @@ namespace Xception.Gpu.Cli;
 
 static class FeaturesCommand
 {
-    const string Help = """
-        usage: xception features --weights W [--pooling avg|max] [--image-size S] [--device D] [--batch N]
-                                 [--resize bilinear|nearest] [--format npy|csv|jsonl] IMAGE... --output F
-               xception features --weights W [--pooling avg|max] [--device D] [--batch N]
-                                 [--format npy|csv|jsonl] --input X.npy --output F
+    public static CliCommand Declare() => new("features", "image embeddings (pooled block14, 2048 values) for transfer learning", Run, """
+        xception features --weights W [--pooling avg|max] [--image-size S] [--device D] [--batch N]
+                          [--resize bilinear|nearest] [--format npy|csv|jsonl] IMAGE... --output F
+        xception features --weights W [--pooling avg|max] [--device D] [--batch N]
+                          [--format npy|csv|jsonl] --input X.npy --output F
 
         Image embeddings for transfer learning: the global average (default) or maximum of block14's
         activation, one vector per image (2048 values for Xception), as Keras'
@@ -32,16 +32,25 @@ static class FeaturesCommand
                   and its C values
           jsonl   a line per image: {"image": path or "index": i, "features": [...]}
         An image that cannot be read is one line on stderr and has no row; the exit code is then 1.
-
-        --max-image-pixels N refuses images that declare more pixels (default 89,478,485, PIL's limit).
-        """;
+        """)
+    {
+        Files("IMAGE", "image files (JPEG, PNG, ...)"),
+        Value("weights", "W", "a Keras .h5 (with or without the classifier) or an Xception.Gpu checkpoint (required)"),
+        Value("output", "F", "where the features go: .npy, .csv or .jsonl (required)"),
+        Choice("pooling", ["avg", "max"], "global pooling of block14's activation (default avg)"),
+        Choice("format", ["npy", "csv", "jsonl"], "output format (default from F's extension, else npy)"),
+        Value("image-size", "S", "input size S x S (default 299, or the checkpoint's)"),
+        Value("device", "D", "auto (default), cpu, cuda, cuda:N, opencl:N"),
+        Value("batch", "N", "images per forward pass (default 16)"),
+        Choice("resize", ["bilinear", "nearest"], "how images are resized (default bilinear; nearest as Keras' load_img)"),
+        Value("input", "X.npy", "a preprocessed NHWC float32 array (N, S, S, channels) instead of images"),
+        Value("max-image-pixels", "N", "refuse images that declare more pixels (default 89,478,485, PIL's limit): the guard against decompression bombs"),
+    };
 
     enum Format { Npy, Csv, Jsonl }
 
-    public static int Run(string[] argv)
+    static int Run(Args a)
     {
-        var a = new Args(argv, ["weights", "pooling", "image-size", "device", "batch", "resize", "format", "input", "output", "max-image-pixels"], ["help"], "features");
-        if (a.Flag("help")) { Console.WriteLine(Help); return 0; }
         a.ApplyImageLimit();
         var weights = a.String("weights") ?? throw new UsageException("features needs --weights (a Keras .h5 file, with or without the classifier, or a checkpoint)");
         var output = a.String("output") ?? throw new UsageException("features needs --output F (.npy, .csv or .jsonl)");

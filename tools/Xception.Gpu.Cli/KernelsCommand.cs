@@ -9,28 +9,24 @@ namespace Xception.Gpu.Cli;
 /// </summary>
 static class KernelsCommand
 {
-    const string Help = """
-        usage: xception kernels [--arch sm_80|sm_90] [--ptx DIR]
-
+    public static CliCommand Declare() => new("kernels", "the GPU kernels' registers, shared memory, spills and occupancy (ptxas, no GPU)", Run, """
         Lists every GPU kernel with the group size its op launches it with. With NVIDIA's ptxas (the file
         XCEPTION_PTXAS names, else ptxas on PATH) it adds what ptxas reports for the architecture: registers
         per thread, static shared memory per group, spilled bytes (stores + loads), and the occupancy that
         follows on one SM. Static analysis of the generated code: no GPU is needed or used.
 
-          --arch A    sm_90 (H100, H200; the default) or sm_80 (A100)
-          --ptx DIR   also write each kernel's PTX to DIR/<Class>.<Kernel>.ptx
-
         Occupancy = resident threads / 2,048, with resident groups per SM the least of: 65,536 registers
         (allocated per warp, registers x 32 rounded up to a multiple of 256), shared memory (228 KB on sm_90,
         164 KB on sm_80; per group rounded up to 128 bytes, plus 1 KB CUDA reserves per group), 2,048 threads
         and 32 groups. 'limit' names the one that binds.
-        """;
-
-    public static int Run(string[] argv)
+        """)
     {
-        var a = new Args(argv, ["arch", "ptx"], ["help"], "kernels");
-        if (a.Flag("help")) { Console.WriteLine(Help); return 0; }
-        if (a.Positional.Count > 0) throw new UsageException($"'kernels' takes no positional arguments, got '{a.Positional[0]}'");
+        Choice("arch", KernelPtx.Architectures.ToArray(), "sm_90 (H100, H200; the default) or sm_80 (A100)"),
+        Value("ptx", "DIR", "also write each kernel's PTX to DIR/<Class>.<Kernel>.ptx"),
+    };
+
+    static int Run(Args a)
+    {
         var arch = a.String("arch", "sm_90");
         if (KernelPtx.ParseArchitecture(arch) is null)
             throw new UsageException($"--arch must be {string.Join(" or ", KernelPtx.Architectures)}, got '{arch}'");

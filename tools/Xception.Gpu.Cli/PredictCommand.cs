@@ -8,26 +8,33 @@ namespace Xception.Gpu.Cli;
 
 static class PredictCommand
 {
-    const string Help = """
-        usage: xception predict --weights W [--device D] [--top 5] [--image-size S] [--resize bilinear|nearest]
-                                [--batch N] IMAGE...
-               xception predict --weights W --input X.npy --output Y.npy [--logits] [--classes C]
-                                [--image-size S] [--device D] [--batch N]
+    public static CliCommand Declare() => new("predict", "classify images, or run a preprocessed .npy array, with Keras weights", Run, """
+        xception predict --weights W [--device D] [--top 5] [--image-size S] [--resize bilinear|nearest] [--batch N] IMAGE...
+        xception predict --weights W --input X.npy --output Y.npy [--logits] [--classes C] [--image-size S] [--device D] [--batch N]
 
         W is a Keras weight file (.h5, e.g. xception_weights_tf_dim_ordering_tf_kernels.h5) or an
         Xception.Gpu checkpoint. With images (JPEG, PNG, ...): prints the top classes of each, decoded to RGB,
         resized to S x S (default 299; bilinear, or nearest as Keras' load_img), preprocessed as Keras' 'tf'
         mode (x / 127.5 - 1). With --input: reads an already preprocessed NHWC float32 array (N, S, S, 3)
         and writes the (N, C) probabilities, or the logits with --logits, as a NumPy .npy file.
-
-        --max-image-pixels N refuses images that declare more pixels (default 89,478,485, PIL's limit), the
-        guard against decompression bombs.
-        """;
-
-    public static int Run(string[] argv)
+        """)
     {
-        var a = new Args(argv, ["weights", "device", "top", "image-size", "resize", "batch", "input", "output", "classes", "max-image-pixels"], ["logits", "help"], "predict");
-        if (a.Flag("help")) { Console.WriteLine(Help); return 0; }
+        Files("IMAGE", "image files (JPEG, PNG, ...)"),
+        Value("weights", "W", "a Keras .h5 or an Xception.Gpu checkpoint (required)"),
+        Value("device", "D", "auto (default), cpu, cuda, cuda:N, opencl:N"),
+        Value("top", "K", "classes printed per image (default 5)"),
+        Value("image-size", "S", "input size S x S (default 299, or the checkpoint's)"),
+        Choice("resize", ["bilinear", "nearest"], "how images are resized (default bilinear; nearest as Keras' load_img)"),
+        Value("batch", "N", "images per forward pass (default 16)"),
+        Value("input", "X.npy", "a preprocessed NHWC float32 array (N, S, S, 3) instead of images"),
+        Value("output", "Y.npy", "with --input: where the (N, C) probabilities (or logits) go"),
+        Flag("logits", "with --input: write logits, not probabilities"),
+        Value("classes", "C", "with --input: the classes the weights must have (a check)"),
+        Value("max-image-pixels", "N", "refuse images that declare more pixels (default 89,478,485, PIL's limit): the guard against decompression bombs"),
+    };
+
+    static int Run(Args a)
+    {
         a.ApplyImageLimit();
         var weights = a.String("weights") ?? throw new UsageException("predict needs --weights (a Keras .h5 file or a checkpoint)");
         int batch = a.Int("batch", 16, 1, 4096);

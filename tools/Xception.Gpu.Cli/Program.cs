@@ -1,3 +1,6 @@
+using System.CommandLine;
+using System.CommandLine.Help;
+using System.CommandLine.Invocation;
 using Xception.Gpu;
 using Xception.Gpu.Cli;
 
@@ -7,25 +10,38 @@ namespace Xception.Gpu.Cli
 {
     public static class Cli
     {
-        const string Usage = """
-            xception: train and run Xception with ILGPU kernels on CUDA, OpenCL or the CPU.
+        /// <summary>The commands, in the order 'xception --help' lists them. A new command is one line here (see CommandLine.cs).</summary>
+        static IEnumerable<CliCommand> Commands() =>
+        [
+            DevicesCommand.Declare(),
+            BenchCommand.Declare(),
+            SummaryCommand.Declare(),
+            PredictCommand.Declare(),
+            FeaturesCommand.Declare(),
+            ExplainCommand.Declare(),
+            TrainCommand.Declare(),
+            EvalCommand.Declare(),
+            KernelsCommand.Declare(),
+        ];
 
-            usage: xception <command> [options]
-
-            commands:
-              devices            list the accelerators this machine has (CUDA, OpenCL, CPU)
-              bench              time the kernels on Xception's shapes (GFLOP/s, GB/s)
-              summary            print the model as Keras' model.summary() does
-              predict            classify images, or run a preprocessed .npy array, with Keras weights
-              features           image embeddings (pooled block14, 2048 values) for transfer learning
-              explain            Grad-CAM heatmaps: where in each image the evidence for a class lies
-              train              train a model (no options: xception-mini on built-in synthetic images)
-              eval               evaluate weights on a data set (loss, top-1, top-5 or MAP@100)
-              kernels            the GPU kernels' registers, shared memory, spills and occupancy (ptxas, no GPU)
-
-            'xception <command> --help' describes a command's options.
+        const string Details = """
+            'xception <command> --help' describes a command's options; 'xception help <command>' too.
             Device strings: auto (CUDA, else OpenCL, else CPU), cpu, cuda, cuda:N, opencl:N.
+            An argument @FILE stands for the words in FILE (a response file; a line starting with # is a comment).
+            Tab completion: see "The command line" in the README (dotnet-suggest).
             """;
+
+        /// <summary>
+        /// The whole command tree, built afresh for each run (System.CommandLine's symbols hold parse-time state):
+        /// the root's help, --version and the [suggest] directive (tab completion through dotnet-suggest) are
+        /// System.CommandLine's defaults. Public for the tests, which parse and complete with it.
+        /// </summary>
+        public static RootCommand Root()
+        {
+            var root = new RootCommand("xception: train and run Xception with ILGPU kernels on CUDA, OpenCL or the CPU.");
+            foreach (var command in Commands()) root.Add(command);
+            return root;
+        }
 
         public static int Run(string[] args)
         {
@@ -33,25 +49,23 @@ namespace Xception.Gpu.Cli
             long imageLimit = Imaging.ImageLoader.MaxPixels;
             try
             {
-                if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+                // No arguments: the usage, as a mistake (exit 2). 'help' and 'help <command>' are --help's other spellings.
+                if (args.Length == 0) return Help([], 2);
+                if (args[0] == "help") return Help(args[1..], 0);
+                var root = Root();
+                var result = root.Parse(args);
+                if (result.Action is null or ParseErrorAction)
                 {
-                    Console.WriteLine(Usage);
-                    return args.Length == 0 ? 2 : 0;
+                    if (ParseProblems.First(result, args) is { } problem) throw new UsageException(problem);
+                    // A command's options and arguments parsed: its body runs (the commands have no System.CommandLine action).
+                    if (result.CommandResult.Command is CliCommand command) return command.Body(new Args(result, command));
+                    throw new UsageException("the command line could not be parsed; 'xception --help' lists the commands");
                 }
-                var rest = args.Skip(1).ToArray();
-                return args[0] switch
-                {
-                    "devices" => DevicesCommand.Run(rest),
-                    "bench" => BenchCommand.Run(rest),
-                    "summary" => SummaryCommand.Run(rest),
-                    "predict" => PredictCommand.Run(rest),
-                    "features" => FeaturesCommand.Run(rest),
-                    "explain" => ExplainCommand.Run(rest),
-                    "train" => TrainCommand.Run(rest),
-                    "eval" => EvalCommand.Run(rest),
-                    "kernels" => KernelsCommand.Run(rest),
-                    _ => throw new UsageException($"unknown command '{args[0]}'; commands: devices, bench, summary, predict, features, explain, train, eval, kernels"),
-                };
+                // Help, --version and [suggest]: System.CommandLine's actions.
+                var output = new StringWriter();
+                int code = result.Invoke(new InvocationConfiguration { Output = output, Error = Console.Error, EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null });
+                Console.Out.Write(result.Action is HelpAction ? HelpText.Write(output.ToString(), DetailsOf(result.CommandResult.Command)) : output.ToString());
+                return code;
             }
             catch (UsageException e)
             {
@@ -76,5 +90,16 @@ namespace Xception.Gpu.Cli
                 Imaging.ImageLoader.MaxPixels = imageLimit;
             }
         }
+
+        /// <summary>The help of the root (<paramref name="command"/> empty) or of a command, exiting with <paramref name="code"/>.</summary>
+        static int Help(string[] command, int code)
+        {
+            // An unknown command word is reported as one (with a suggestion), not answered with the root's help.
+            if (command.Length > 0 && !Commands().Any(c => c.Name == command[0])) return Run(command[..1]);
+            int shown = Run([.. command.Take(1), "--help"]);
+            return shown == 0 ? code : shown;
+        }
+
+        static string? DetailsOf(Command command) => command is CliCommand c ? c.Details : Details;
     }
 }

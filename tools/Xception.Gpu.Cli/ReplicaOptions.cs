@@ -1,3 +1,4 @@
+using System.CommandLine;
 using Xception.Gpu.Parallel;
 
 namespace Xception.Gpu.Cli;
@@ -8,20 +9,19 @@ namespace Xception.Gpu.Cli;
 /// </summary>
 sealed class ReplicaOptions : IDisposable
 {
-    public const string HelpText = """
-          --device D          auto (default), cpu, cuda, cuda:N, opencl:N
-          --devices L         data parallelism: one replica per device, e.g. cpu:0,cpu:1, cuda:0,cuda:1, or a
-                              count: cuda*2, cpu*3 (each batch is split over the replicas, gradients averaged)
-          --sync-bn           batch-norm statistics over the whole batch (all replicas), not each replica's share
-          --bucket-mb M       overlap the gradient all-reduce with the backward pass in buckets of M MB (25; 0: after it)
-          --cpu-threads N     cores each CPU replica runs on (default: the process's cores shared among its CPU replicas)
-          --distributed mpi   one process per rank under mpirun -np N (Open MPI); each rank drives its --devices
-                              (cuda*K takes the K GPUs after those of the ranks before it on the machine), the
-                              all-reduce spans all ranks, rank 0 writes checkpoints and logs
-        """;
-
-    public static readonly string[] Options = ["device", "devices", "cpu-threads", "distributed", "bucket-mb"];
-    public static readonly string[] Flags = ["sync-bn"];
+    /// <summary>The options, for the commands that place a run on devices (train, bench).</summary>
+    public static IEnumerable<Option> Declare() =>
+    [
+        Value("device", "D", "auto (default), cpu, cuda, cuda:N, opencl:N"),
+        Value("devices", "L", "data parallelism: one replica per device, e.g. cpu:0,cpu:1, cuda:0,cuda:1, or a count: " +
+                              "cuda*2, cpu*3 (each batch is split over the replicas, gradients averaged)"),
+        Flag("sync-bn", "batch-norm statistics over the whole batch (all replicas), not each replica's share"),
+        Value("bucket-mb", "M", "overlap the gradient all-reduce with the backward pass in buckets of M MB (default 25; 0: after it)"),
+        Value("cpu-threads", "N", "cores each CPU replica runs on (default: the process's cores shared among its CPU replicas)"),
+        Choice("distributed", ["mpi"], "one process per rank under mpirun -np N (Open MPI); each rank drives its --devices " +
+                                       "(cuda*K takes the K GPUs after those of the ranks before it on the machine), the " +
+                                       "all-reduce spans all ranks, rank 0 writes checkpoints and logs"),
+    ];
 
     public List<Device> Devices { get; } = new();
     public MpiCollective? Mpi { get; }

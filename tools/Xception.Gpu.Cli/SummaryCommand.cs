@@ -1,34 +1,40 @@
+using System.CommandLine;
 using Xception.Gpu.Models;
 
 namespace Xception.Gpu.Cli;
 
 static class SummaryCommand
 {
-    const string Help = """
-        usage: xception summary [--classes C] [--image-size S] [--no-top] [--pooling avg|max|none]
-                                [--middle-blocks B] [--no-residual] [--separable-activation none|relu|elu]
-                                [--segments K]
-
+    public static CliCommand Declare() => new("summary", "print the model as Keras' model.summary() does", Run, """
         Prints the Xception graph as Keras' model.summary() does: each layer with its output shape,
         parameter count and inputs, then the totals. Defaults are Keras' (1000 classes, 299 x 299).
-        """;
-
-    public static int Run(string[] argv)
+        """)
     {
-        var a = new Args(argv, ModelOptions.Options, [.. ModelOptions.Flags, "help"], "summary");
-        if (a.Flag("help")) { Console.WriteLine(Help); return 0; }
-        if (a.Positional.Count > 0) throw new UsageException($"'summary' takes no positional arguments, got '{a.Positional[0]}'");
+        ModelOptions.Declare(),
+    };
+
+    static int Run(Args a)
+    {
         using var model = XceptionBuilder.Build(ModelOptions.Config(a));
         Console.WriteLine(Summary.Render(model));
         return 0;
     }
 }
 
-/// <summary>The model-shape options shared by summary, predict and train.</summary>
+/// <summary>The model-shape options of summary.</summary>
 static class ModelOptions
 {
-    public static readonly string[] Options = ["classes", "image-size", "pooling", "middle-blocks", "separable-activation", "segments"];
-    public static readonly string[] Flags = ["no-top", "no-residual"];
+    public static IEnumerable<Option> Declare() =>
+    [
+        Value("classes", "C", "classifier outputs (default 1000)"),
+        Value("image-size", "S", "input size S x S (default 299, at least 71)"),
+        Flag("no-top", "no classifier: the model ends at block14 (with --pooling: pooled)"),
+        Choice("pooling", ["avg", "max", "none"], "with --no-top: global pooling of block14's output (default none)"),
+        Value("middle-blocks", "B", "middle-flow blocks (default 8)"),
+        Flag("no-residual", "the paper's ablation without residual connections (section 4.6)"),
+        Choice("separable-activation", ["none", "relu", "elu"], "an activation between depthwise and pointwise (section 4.7; default none)"),
+        Value("segments", "K", "channel segments of the spatial convolutions: 0 depthwise (default), 1 a regular 3x3 convolution, between them grouped"),
+    ];
 
     public static XceptionConfig Config(Args a, XceptionConfig? start = null)
     {

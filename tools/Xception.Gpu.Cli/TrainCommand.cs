@@ -9,64 +9,73 @@ namespace Xception.Gpu.Cli;
 
 static class TrainCommand
 {
-    const string Help = """
-        usage: xception train [options]
-
+    public static CliCommand Declare() => new("train", "train a model (no options: xception-mini on built-in synthetic images)", Run, """
         Trains Xception on a data set. With no options: the small model (xception-mini) on the built-in
         synthetic images, on the best device, for 3 epochs; prints each epoch's validation accuracy.
-
-        data and model:
-          --data D            synthetic[:N] (default synthetic:2500), fashion-mnist, mnist, a folder of class subfolders,
-                              a folder of IDX or CIFAR-10 binary files, or a multi-label list file
-          --model M           xception-mini (default; 28x28 / 32x32 inputs) or xception
-          --classes C         must equal the data's class count (a check)
-          --image-size S      input size (default: the data's size for xception-mini, 299 for xception)
-          --weights W         initial weights: a Keras .h5 or a checkpoint
-          --new-head          transfer learning: keep W's weights below the classifier, start a fresh
-                              'predictions' for the data's classes (W may have any classes, or no top)
-          --freeze F          base (every layer below the classifier), none (default), or a layer name:
-                              every layer up to and including it, in model order
-          --bn-mode M         auto (default: frozen batch norm in inference mode), train, or inference
-                              (every batch norm in inference mode; fine-tuning's phase 2)
-          --val-split F       fraction held out for validation (default 0.1; 0 trains on everything)
-          --no-augment        no random crop-and-scale or flips
-          --strict            stop at an unreadable image instead of skipping it (skips are counted)
-          --max-image-pixels N  refuse images that declare more pixels (default 89,478,485, PIL's limit)
-        optimization:
-          --recipe R          imagenet (SGD 0.9, lr 0.045 x 0.94 every 2 epochs, weight decay 1e-5,
-                              dropout 0.5) or jft (RMSprop 0.9, lr 0.001 x 0.9 every 3,000,000 samples,
-                              multi-label sigmoid outputs, no dropout); options below override it
-          --epochs E          (default 3)      --steps N      stop after N optimizer steps
-          --batch B           (default 32)     --seed S       (default 0)
-          --optimizer O       sgd or rmsprop   --lr L         --momentum M    --nesterov
-          --rho R             RMSprop decay (0.9)              --epsilon E     RMSprop epsilon (1e-7)
-          --weight-decay W    L2 on kernels    --dropout P     before the classifier
-          --label-smoothing E --warmup-steps N
-          --lr-schedule S     constant, exponential (x --lr-decay every --lr-decay-epochs epochs, or every
-                              --lr-decay-samples samples), step (x --lr-decay at --lr-steps e1,e2,...), cosine
-        output:
-          --checkpoint-dir D  checkpoints, log and plot (default runs/<model>-<data>-<time>)
-          --checkpoint-every N  also checkpoint every N steps     --keep K   checkpoints kept (3)
-          --resume P          continue from a checkpoint file or the newest in a folder
-          --save F            final weights (.h5: Keras format; else a checkpoint; default <dir>/final.safetensors)
-          --log F             per-epoch log, JSON lines or .csv (default <dir>/log.jsonl)
-          --verify-every N    with several replicas: check every N steps that they hold identical weights (100)
-        devices:
-        """ + "\n" + ReplicaOptions.HelpText;
+        The options come in four groups: data and model, optimization, output, devices. A --recipe sets the
+        optimizer, schedule and dropout of one of the paper's recipes; the options after it override it.
+        """)
+    {
+        // data and model
+        Value("data", "D", "synthetic[:N] (default synthetic:2500), fashion-mnist, mnist, a folder of class subfolders, " +
+                           "a folder of IDX or CIFAR-10 binary files, or a multi-label list file"),
+        Choice("model", ["xception-mini", "xception"], "xception-mini (default; 28x28 / 32x32 inputs) or xception"),
+        Value("classes", "C", "must equal the data's class count (a check)"),
+        Value("image-size", "S", "input size (default: the data's size for xception-mini, 299 for xception)"),
+        Value("weights", "W", "initial weights: a Keras .h5 or a checkpoint"),
+        Flag("new-head", "transfer learning: keep W's weights below the classifier, start a fresh 'predictions' for the " +
+                         "data's classes (W may have any classes, or no top)"),
+        Choice("freeze", ["base", "none"], "base (every layer below the classifier), none (default), or a layer name: " +
+                                           "every layer up to and including it, in model order", helpName: "base|none|LAYER"),
+        Choice("bn-mode", ["auto", "train", "inference"], "auto (default: frozen batch norm in inference mode), train, or " +
+                                                          "inference (every batch norm in inference mode; fine-tuning's phase 2)"),
+        Value("val-split", "F", "fraction held out for validation (default 0.1; 0 trains on everything)"),
+        Flag("no-augment", "no random crop-and-scale or flips"),
+        Flag("strict", "stop at an unreadable image instead of skipping it (skips are counted)"),
+        Value("max-image-pixels", "N", "refuse images that declare more pixels (default 89,478,485, PIL's limit)"),
+        // optimization
+        Choice("recipe", ["imagenet", "jft"], "imagenet (SGD 0.9, lr 0.045 x 0.94 every 2 epochs, weight decay 1e-5, dropout 0.5) " +
+                                              "or jft (RMSprop 0.9, lr 0.001 x 0.9 every 3,000,000 samples, multi-label sigmoid " +
+                                              "outputs, no dropout); the options below override it"),
+        Value("epochs", "E", "epochs (default 3)"),
+        Value("steps", "N", "stop after N optimizer steps"),
+        Value("batch", "B", "images per step, over all replicas (default 32)"),
+        Value("seed", "S", "seed of the initial weights, the split, the order and the augmentation (default 0)"),
+        Choice("optimizer", ["sgd", "rmsprop"], "sgd (default) or rmsprop"),
+        Value("lr", "L", "base learning rate (default 0.05)"),
+        Value("momentum", "M", "momentum (default 0.9)"),
+        Flag("nesterov", "Nesterov momentum"),
+        Value("rho", "R", "RMSprop decay (default 0.9)"),
+        Value("epsilon", "E", "RMSprop epsilon (default 1e-7)"),
+        Value("weight-decay", "W", "L2 on kernels (adds W x w to the gradient; default 0)"),
+        Value("dropout", "P", "dropout before the classifier (default 0)"),
+        Value("label-smoothing", "E", "label smoothing (default 0)"),
+        Value("warmup-steps", "N", "linear learning-rate warm-up over the first N steps (default 0)"),
+        Choice("lr-schedule", ["constant", "exponential", "step", "cosine"],
+            "constant, exponential (x --lr-decay every --lr-decay-epochs epochs, or every --lr-decay-samples samples), " +
+            "step (x --lr-decay at --lr-steps e1,e2,...), cosine (default)", helpName: "S"),
+        Value("lr-decay", "F", "the factor of exponential and step schedules (default 0.94)"),
+        Value("lr-decay-epochs", "E", "exponential schedule: decay every E epochs (default 2)"),
+        Value("lr-decay-samples", "N", "exponential schedule: decay every N samples instead"),
+        Value("lr-steps", "E1,E2,...", "step schedule: the epochs at which the rate is multiplied by --lr-decay"),
+        // output
+        Value("checkpoint-dir", "D", "checkpoints, log and plot (default runs/<model>-<data>-<time>)"),
+        Value("checkpoint-every", "N", "also checkpoint every N steps (default 0: at each epoch's end only)"),
+        Value("keep", "K", "checkpoints kept (default 3)"),
+        Value("resume", "P", "continue from a checkpoint file or the newest in a folder"),
+        Value("save", "F", "final weights (.h5: Keras format; else a checkpoint; default <dir>/final.safetensors)"),
+        Value("log", "F", "per-epoch log, JSON lines or .csv (default <dir>/log.jsonl)"),
+        Value("plot", "F", "loss and accuracy curves, PNG (default <dir>/curves.png)"),
+        Value("verify-every", "N", "with several replicas: check every N steps that they hold identical weights (default 100)"),
+        // devices
+        ReplicaOptions.Declare(),
+    };
 
     /// <summary>The no-option run: 2,500 synthetic images (2,250 to train), 3 epochs: under 5 minutes on 2 CPU cores.</summary>
     const string DefaultData = "synthetic:2500";
 
-    static readonly string[] Options = ["data", "model", "classes", "image-size", "weights", "val-split", "recipe", "epochs", "steps", "batch", "seed",
-        "optimizer", "lr", "momentum", "rho", "epsilon", "weight-decay", "dropout", "label-smoothing", "warmup-steps", "lr-schedule", "lr-decay",
-        "lr-decay-epochs", "lr-decay-samples", "lr-steps", "freeze", "bn-mode", "checkpoint-dir", "checkpoint-every", "keep", "resume", "save", "log", "plot", "verify-every", "max-image-pixels", .. ReplicaOptions.Options];
-    static readonly string[] Flags = ["no-augment", "strict", "nesterov", "new-head", "help", .. ReplicaOptions.Flags];
-
-    public static int Run(string[] argv)
+    static int Run(Args a)
     {
-        var a = new Args(argv, Options, Flags, "train");
-        if (a.Flag("help")) { Console.WriteLine(Help); return 0; }
-        if (a.Positional.Count > 0) throw new UsageException($"'train' takes options only, got '{a.Positional[0]}'");
         a.ApplyImageLimit();
         using var placement = new ReplicaOptions(a);
         if (placement.Mpi is not { Size: > 1 } mpi) return Train(a, placement);
