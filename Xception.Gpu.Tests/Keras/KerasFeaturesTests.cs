@@ -20,7 +20,7 @@ public class KerasFeaturesTests
             [dir, "--size", $"{Size}", "--batch", $"{KerasReference.Batch}", "--seed", "1", "--classes", $"{KerasReference.Classes}"]));
 
     /// <summary>The folder with xception_notop.h5, input_71.npy and features_{avg,max}_71.npy; skips when unavailable.</summary>
-    static string Folder()
+    internal static string Folder()
     {
         var (dir, reason) = data.Value;
         if (dir is not null) return dir;

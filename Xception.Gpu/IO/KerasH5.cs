@@ -209,16 +209,19 @@ public static partial class KerasH5
     /// <summary>
     /// Writes the model's weights in the same layout (every layer in layer_names, as Keras does), with the
     /// model's configuration as a root attribute when given (Keras ignores it; <see cref="ConfigOf"/> reads it).
+    /// The layers go in Keras' <c>model.layers</c> order (<see cref="KerasLayerOrder"/>), which Keras' load_weights
+    /// pairs them by, so Keras loads the file into its own Xception.
     /// </summary>
     public static void Save(Model model, string path, XceptionConfig? config = null)
     {
         model.SyncToHost();
+        var layers = KerasLayerOrder.Of(model);
         var file = new H5File();
         if (config is not null) file.Attributes[ConfigAttribute] = config.ToJson();
-        file.Attributes["layer_names"] = model.Layers.Select(l => l.Name).ToArray();
+        file.Attributes["layer_names"] = layers.Select(l => l.Name).ToArray();
         file.Attributes["backend"] = "tensorflow";
         file.Attributes["keras_version"] = "2.2.4";
-        foreach (var layer in model.Layers)
+        foreach (var layer in layers)
         {
             var group = new H5Group();
             group.Attributes["weight_names"] = layer.Parameters.Select(p => $"{layer.Name}/{p.Name}:0").ToArray();

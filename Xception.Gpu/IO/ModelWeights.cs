@@ -156,6 +156,19 @@ public static class ModelWeights
         var ext = Path.GetExtension(path).ToLowerInvariant();
         // The configuration goes into the .h5 too: without it only the full model could be read back.
         if (ext is ".h5" or ".hdf5") { KerasH5.Save(model, path, config); return; }
+        SaveSafeTensors(model, config, path, metadata, extra);
+    }
+
+    /// <summary>
+    /// Writes a checkpoint, whatever the path's extension: safetensors with every weight named as Keras names it
+    /// (<c>layer/weight</c>, e.g. <c>block1_conv1/kernel</c>, <c>block2_sepconv1/depthwise_kernel</c>; the shortcuts
+    /// <c>conv2d_1</c>.., as the official Keras file), float32 in Keras' shapes (convolutions HWIO), and the
+    /// configuration in the metadata (<c>format</c>, <c>config</c>). Without <paramref name="extra"/> (training
+    /// state) it is a plain weights file that any safetensors reader loads as a name-to-tensor map.
+    /// </summary>
+    public static void SaveSafeTensors(Model model, XceptionConfig config, string path, IReadOnlyDictionary<string, string>? metadata = null,
+        IEnumerable<NamedTensor>? extra = null)
+    {
         model.SyncToHost();
         var meta = new Dictionary<string, string>(metadata ?? new Dictionary<string, string>())
         {

@@ -15,24 +15,11 @@ import crypto from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
 import * as h5wasm from 'h5wasm/node';
 import { buildXception, describeWeights, applyWeights } from './generate.mjs';
+import { readNpy } from './npy.mjs';
 
 let failures = 0;
 function check(cond, msg) {
   if (!cond) { failures++; console.log(`FAIL ${msg}`); }
-}
-
-function readNpy(file) {
-  const b = fs.readFileSync(file);
-  if (b.toString('latin1', 0, 6) !== '\x93NUMPY' || b[6] !== 1 || b[7] !== 0) throw new Error(`${file}: not npy 1.0`);
-  const hl = b.readUInt16LE(8);
-  const header = b.toString('latin1', 10, 10 + hl);
-  if (!header.includes("'descr': '<f4'") || !header.includes("'fortran_order': False")) throw new Error(`${file}: not <f4 C order`);
-  const shape = header.match(/'shape': \(([^)]*)\)/)[1].split(',').map(s => s.trim()).filter(s => s).map(Number);
-  const n = shape.reduce((p, c) => p * c, 1);
-  if (b.length !== 10 + hl + 4 * n) throw new Error(`${file}: size does not match shape`);
-  const data = new Float32Array(n);
-  for (let i = 0; i < n; i++) data[i] = b.readFloatLE(10 + hl + 4 * i);
-  return { shape, data };
 }
 
 async function main() {
