@@ -31,6 +31,8 @@ public class ParserTests
             ["no-augment", "strict", "nesterov", "new-head", "help", "sync-bn"]),
         ["eval"] = (["weights", "data", "split", "val-split", "seed", "batch", "device", "image-size", "max-image-pixels"], ["strict", "help"]),
         ["kernels"] = (["arch", "ptx"], ["help"]),
+        // Written for the old parser too, and ported with the rest.
+        ["export"] = (["weights", "model", "pooling", "onnx", "h5", "safetensors", "image-size", "batch", "opset"], ["dynamic-size", "dynamic-batch", "logits", "help"]),
     };
 
     public static TheoryData<string> ContractCommands => new(Contract.Keys);
@@ -117,7 +119,7 @@ public class ParserTests
     [Fact]
     public void AnUnknownCommandGetsASuggestion()
     {
-        const string commands = "commands: devices, bench, summary, predict, features, explain, train, eval, kernels";
+        const string commands = "commands: devices, bench, summary, predict, features, explain, train, eval, export, kernels";
         OneLine($"xception: unknown command 'trian'; did you mean 'train'? {commands}", "trian");
         OneLine($"xception: unknown command 'trian'; did you mean 'train'? {commands}", "help", "trian");
         OneLine($"xception: unknown command 'frobnicate'; {commands}", "frobnicate");
