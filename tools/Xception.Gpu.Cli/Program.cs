@@ -21,6 +21,7 @@ namespace Xception.Gpu.Cli
               explain            Grad-CAM heatmaps: where in each image the evidence for a class lies
               train              train a model (no options: xception-mini on built-in synthetic images)
               eval               evaluate weights on a data set (loss, top-1, top-5 or MAP@100)
+              study              the paper's experiments: residual, activation or segments variants trained side by side
               kernels            the GPU kernels' registers, shared memory, spills and occupancy (ptxas, no GPU)
 
             'xception <command> --help' describes a command's options.
@@ -49,8 +50,9 @@ namespace Xception.Gpu.Cli
                     "explain" => ExplainCommand.Run(rest),
                     "train" => TrainCommand.Run(rest),
                     "eval" => EvalCommand.Run(rest),
+                    "study" => StudyCommand.Run(rest),
                     "kernels" => KernelsCommand.Run(rest),
-                    _ => throw new UsageException($"unknown command '{args[0]}'; commands: devices, bench, summary, predict, features, explain, train, eval, kernels"),
+                    _ => throw new UsageException($"unknown command '{args[0]}'; commands: devices, bench, summary, predict, features, explain, train, eval, study, kernels"),
                 };
             }
             catch (UsageException e)
