@@ -111,7 +111,7 @@ static class StudyReport
             var line = plt.Add.Scatter(xs, at.Select(a => a.Average()).ToArray());
             line.Color = color;
             line.LineWidth = 2;
-            line.MarkerSize = 0;
+            line.MarkerSize = 5;
             line.LegendText = runs.Count > 1 ? $"{v.Name} (mean of {runs.Count} seeds)" : v.Name;
         }
         plt.Title($"{study} study: {s["--model"]} on {s["--data"]}");
