@@ -101,6 +101,21 @@ public class StudyCliTests
         Assert.True(File.Exists(Path.Combine(dir, "segments.png")));
     }
 
+    [Fact]
+    public void AVariantThatDivergesEndsAloneAndTheStudyGoesOn()
+    {
+        // A rate of 1e30 sends the loss to infinity within a step or two: each run stops there, the others still
+        // run, the table is written, and the command says which runs stopped (exit 1).
+        using var tmp = new TempDir();
+        var dir = tmp["diverged"];
+        var (code, output) = Run([.. Tiny("residual", dir, steps: 4), "--lr", "1e30"]);
+        Assert.True(code == 1, output);
+        Assert.Contains("residual seed 0: stopped: the loss became", output);
+        Assert.Contains("no-residual seed 0: stopped: the loss became", output);
+        Assert.Contains("xception: error: residual seed 0, no-residual seed 0 stopped early", output);
+        Assert.True(File.Exists(Path.Combine(dir, "residual.md")));
+    }
+
     [Theory]
     [InlineData("needs the study to run", "study")]
     [InlineData("unknown study 'inception'; studies: residual, activation, segments", "study", "inception")]

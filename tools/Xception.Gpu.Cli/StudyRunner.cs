@@ -55,6 +55,7 @@ static class StudyRunner
 
         using var stop = new StopSignal();
         var logs = variants.ToDictionary(v => v.Name, _ => new Dictionary<int, IReadOnlyList<StudyLogRow>>());
+        var failures = new List<string>();
         for (int seed = 0; seed < o.Seeds; seed++)
             foreach (var v in variants)
             {
@@ -68,6 +69,7 @@ static class StudyRunner
                                             (run.LastCheckpoint is { } ck ? $" (checkpoint {ck})" : ""));
                     return StopSignal.ExitCode;
                 }
+                if (run.Failure is not null) failures.Add($"{v.Name} seed {seed}");
                 Write(dir, o, stored, variants, costs, logs, device);
             }
 
@@ -75,7 +77,9 @@ static class StudyRunner
         Console.WriteLine();
         Console.WriteLine(table);
         Console.WriteLine($"wrote {Path.Combine(dir, o.Study)}.png, .md, .csv and .json");
-        return 0;
+        if (failures.Count == 0) return 0;
+        Console.Error.WriteLine($"xception: error: {string.Join(", ", failures)} stopped early: the loss stopped being a number (the table shows the step each reached; a lower --lr helps)");
+        return 1;
     }
 
     static string Write(string dir, StudyOptions o, SortedDictionary<string, string> stored, List<StudyVariant> variants,
@@ -151,6 +155,8 @@ sealed class StudyRun(StudyOptions o, StudyVariant variant, int seed, string dir
     EpochReport? last;
 
     public bool Stopped { get; private set; }
+    /// <summary>Why the run could not finish (its loss stopped being a number), or null.</summary>
+    public string? Failure { get; private set; }
     public string? LastCheckpoint { get; private set; }
     string Label => $"{variant.Name} seed {seed}";
 
@@ -204,6 +210,14 @@ sealed class StudyRun(StudyOptions o, StudyVariant variant, int seed, string dir
         catch (ResumeMismatchException e)
         {
             throw new XceptionException($"{Label}: the checkpoint in '{dir}' belongs to another run ({e.Message}); move the folder away to start it again");
+        }
+        catch (NonFiniteLossException e)
+        {
+            // A variant that diverges is a result too: the study goes on with the others, and its log keeps its
+            // evaluations so far (the table marks the step it reached).
+            Failure = e.Message;
+            Console.WriteLine($"{Label}: stopped: {e.Message}");
+            return rows;
         }
         LastCheckpoint = trainer.LastCheckpoint;
         Stopped = trainer.Stopped;
