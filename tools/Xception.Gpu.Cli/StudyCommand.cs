@@ -23,7 +23,7 @@ static class StudyCommand
 
         Started again with the same options and --out, a study continues: finished runs are kept, unfinished
         ones resume from their newest checkpoint exactly where they stopped. Ctrl-C finishes the step, writes a
-        checkpoint and says how to continue.
+        checkpoint and says how to continue. A run whose loss stops being a number ends there; the others go on.
 
         data and model:
           --data D            fashion-mnist (default), mnist, synthetic[:N], or a folder as `xception train` takes;
@@ -46,6 +46,9 @@ static class StudyCommand
           --out DIR           (default runs/study-<study>-<time>); give the same DIR again to continue a study
           --device D          auto (default), cpu, cuda, cuda:N, opencl:N
           --cpu-threads N     cores the CPU device runs on (default: all)
+
+        example (about 25 minutes on two CPU cores; the README lists one for each study):
+          xception study residual --steps 800 --eval-every 100 --test-images 1000 --out runs/study-residual
         """;
 
     static readonly string[] Options = ["data", "model", "image-size", "train-images", "test-images", "segments", "steps", "epochs",
