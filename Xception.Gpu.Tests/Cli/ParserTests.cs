@@ -32,6 +32,8 @@ public class ParserTests
         ["eval"] = (["weights", "data", "split", "val-split", "seed", "batch", "device", "image-size", "max-image-pixels"], ["strict", "help"]),
         ["kernels"] = (["arch", "ptx"], ["help"]),
         // Written for the old parser too, and ported with the rest.
+        ["study"] = (["data", "model", "image-size", "train-images", "test-images", "segments", "steps", "epochs",
+            "eval-every", "seeds", "batch", "lr", "lr-schedule", "momentum", "weight-decay", "out", "device", "cpu-threads"], ["no-augment", "help"]),
         ["export"] = (["weights", "model", "pooling", "onnx", "h5", "safetensors", "image-size", "batch", "opset"], ["dynamic-size", "dynamic-batch", "logits", "help"]),
     };
 
@@ -119,7 +121,7 @@ public class ParserTests
     [Fact]
     public void AnUnknownCommandGetsASuggestion()
     {
-        const string commands = "commands: devices, bench, summary, predict, features, explain, train, eval, export, kernels";
+        const string commands = "commands: devices, bench, summary, predict, features, explain, train, eval, study, export, kernels";
         OneLine($"xception: unknown command 'trian'; did you mean 'train'? {commands}", "trian");
         OneLine($"xception: unknown command 'trian'; did you mean 'train'? {commands}", "help", "trian");
         OneLine($"xception: unknown command 'frobnicate'; {commands}", "frobnicate");

@@ -61,5 +61,6 @@ internal struct Rng
     }
 
     /// <summary>Salts that keep the pipeline's random streams apart.</summary>
-    public const ulong SplitSalt = 0x5B1E_0001, EpochSalt = 0x5B1E_0002, AugmentSalt = 0x5B1E_0003, SyntheticSalt = 0x5B1E_0004;
+    public const ulong SplitSalt = 0x5B1E_0001, EpochSalt = 0x5B1E_0002, AugmentSalt = 0x5B1E_0003, SyntheticSalt = 0x5B1E_0004,
+        SubsetSalt = 0x5B1E_0005;
 }

@@ -145,6 +145,28 @@ public sealed class Model : IDisposable
     }
 
     /// <summary>
+    /// Keras' default initial values (as <see cref="Initialize(int)"/>), each parameter from its own generator seeded
+    /// by (<paramref name="seed"/>, layer name, parameter name) instead of one generator over all of them in order.
+    /// Two models that differ in some layers (a study's variants: shortcuts on or off, another spatial kernel)
+    /// then start with identical values in every parameter they share by name and shape.
+    /// </summary>
+    public void InitializeByName(int seed)
+    {
+        foreach (var l in Layers)
+            foreach (var p in l.Parameters)
+                InitialValues(p, new Random(NameSeed(seed, $"{l.Name}/{p.Name}")));
+    }
+
+    /// <summary>A generator seed from a seed and a name: FNV-1a over the name's characters, mixed with the seed (stable across runs and .NET versions).</summary>
+    static int NameSeed(int seed, string name)
+    {
+        ulong h = 14695981039346656037UL ^ (uint)seed;
+        foreach (char ch in name) h = (h ^ ch) * 1099511628211UL;
+        h ^= h >> 29;
+        return (int)(h & 0x7FFFFFFF);
+    }
+
+    /// <summary>
     /// Keras' default initial values (as <see cref="Initialize(int)"/>) for one layer's parameters only: a fresh
     /// classifier on a loaded base.
     /// </summary>

@@ -24,3 +24,49 @@ public sealed class TrainingData
     public Func<(long Count, IReadOnlyList<string> Examples)>? Skipped { get; init; }
     public string Description { get; init; } = "";
 }
+
+/// <summary>Reshapes <see cref="TrainingData"/> for runs that evaluate every few steps rather than every epoch.</summary>
+public static class EvaluationIntervals
+{
+    /// <summary>
+    /// The same batches in the same order as <paramref name="data"/>'s epochs one after another, cut into
+    /// "epochs" of <paramref name="steps"/> steps: the trainer then validates, reports and checkpoints after every
+    /// <paramref name="steps"/> steps, and a resumed run continues in the stream exactly where it stopped. The
+    /// data's real epoch boundaries fall anywhere inside an interval. Only schedules that follow steps or samples
+    /// (constant, cosine, exponential in samples) keep their meaning: what the trainer calls an epoch is an interval.
+    /// </summary>
+    public static TrainingData Of(TrainingData data, int steps)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        if (steps < 1) throw new OpArgumentException("intervals", $"an evaluation interval needs at least 1 step, got {steps}");
+        if (data.StepsPerEpoch < 1) throw new OpArgumentException("intervals", $"the data has {data.StepsPerEpoch} steps per epoch; expected at least 1");
+
+        IEnumerable<TrainBatch> Interval(int interval, int start)
+        {
+            long at = (long)interval * steps + start, end = (long)(interval + 1) * steps;
+            while (at < end)
+            {
+                int epoch = checked((int)(at / data.StepsPerEpoch));
+                foreach (var b in data.TrainBatches(epoch, (int)(at % data.StepsPerEpoch)))
+                {
+                    yield return b;
+                    if (++at == end) yield break;
+                }
+                at = (long)(epoch + 1) * data.StepsPerEpoch; // the data's next epoch, even if this one gave fewer batches
+            }
+        }
+
+        return new TrainingData
+        {
+            TrainCount = data.TrainCount,
+            Classes = data.Classes,
+            MultiLabel = data.MultiLabel,
+            StepsPerEpoch = steps,
+            TrainBatches = Interval,
+            ValidationCount = data.ValidationCount,
+            ValidationBatches = data.ValidationBatches,
+            Skipped = data.Skipped,
+            Description = $"{data.Description}; intervals of {steps} steps",
+        };
+    }
+}

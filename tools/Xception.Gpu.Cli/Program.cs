@@ -21,6 +21,7 @@ namespace Xception.Gpu.Cli
             ExplainCommand.Declare(),
             TrainCommand.Declare(),
             EvalCommand.Declare(),
+            StudyCommand.Declare(),
             ExportCommand.Declare(),
             KernelsCommand.Declare(),
         ];

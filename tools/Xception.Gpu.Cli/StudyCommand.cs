@@ -1,0 +1,113 @@
+namespace Xception.Gpu.Cli;
+
+/// <summary>
+/// `xception study residual|activation|segments`: the paper's ablations, each variant trained on the same data in
+/// the same order from the same seeds. Only the parsing lives here (<see cref="Parse"/>); the study itself is
+/// <see cref="StudyRunner"/>, its table and plot <see cref="StudyReport"/>.
+/// </summary>
+static class StudyCommand
+{
+    public static CliCommand Declare() => new("study", "the paper's experiments: residual, activation or segments variants trained side by side", Run, """
+        xception study residual|activation|segments [options]
+
+        Trains every variant of a study on the same data, in the same order, from the same seeds (only the
+        switch differs), evaluates each on the test set every --eval-every steps, and writes into --out: per-run
+        logs and checkpoints, <study>.png (test accuracy against steps, one curve per variant, the min-max band
+        over seeds when --seeds > 1) and <study>.md/.csv/.json (final top-1 with its spread over seeds,
+        parameters, multiply-adds per image, measured training images/s).
+
+          residual     with and without residual connections (the paper's Figure 9)
+          activation   no activation, ReLU or ELU between the depthwise and the pointwise convolution (Figure 10)
+          segments     the spatial convolution of every separable layer in k channel segments: 1 is a regular
+                       3x3 convolution (the Inception end), 0 depthwise (Xception), values between are grouped
+
+        Started again with the same options and --out, a study continues: finished runs are kept, unfinished
+        ones resume from their newest checkpoint exactly where they stopped. Ctrl-C finishes the step, writes a
+        checkpoint and says how to continue. A run whose loss stops being a number ends there; the others go on.
+
+        example (about 25 minutes on two CPU cores; the README lists one for each study):
+          xception study residual --steps 800 --eval-every 100 --test-images 1000 --out runs/study-residual
+        """)
+    {
+        Files("STUDY", "residual, activation or segments"),
+        Value("data", "D", "fashion-mnist (default), mnist, synthetic[:N], or a folder as 'xception train' takes; its test split is the evaluation set (10% of the training set when it has none)"),
+        Choice("model", ["xception-mini", "xception"], "the model (default xception-mini)"),
+        Value("image-size", "S", "input size (default: the data's size for xception-mini, 299 for xception)"),
+        Value("train-images", "N", "train on a fixed subset: the first N after a seeded shuffle (default: all)"),
+        Value("test-images", "N", "evaluate on the first N test images after a seeded shuffle (default 2000)"),
+        Value("segments", "L", $"the segments study's values (default {DefaultSegments}, valid for both models: every value must divide the input channels of every separable layer; 0 is depthwise)"),
+        Flag("no-augment", "no random crop-and-scale or flips"),
+        Value("steps", "N", "optimizer steps per run (default 1000)"),
+        Value("epochs", "E", "or E passes over the training images"),
+        Value("eval-every", "N", "evaluate and checkpoint every N steps (default 100)"),
+        Value("seeds", "K", "runs per variant, seeds 0 to K-1 (default 1): initial weights and data order"),
+        Value("batch", "B", "images per step (default 32)"),
+        Value("lr", "L", "learning rate (default 0.05)"),
+        Choice("lr-schedule", ["cosine", "constant"], "the learning rate over the run (default cosine, to 0)"),
+        Value("momentum", "M", "SGD momentum (default 0.9)"),
+        Value("weight-decay", "W", "L2 on kernels (default 0)"),
+        Value("out", "DIR", "the study's folder (default runs/study-<study>-<time>); give the same DIR again to continue a study"),
+        Value("device", "D", "auto (default), cpu, cuda, cuda:N, opencl:N"),
+        Value("cpu-threads", "N", "cores the CPU device runs on (default: all)"),
+    };
+
+    /// <summary>The default --segments: every value divides 8, which divides every separable layer's input channels of both models.</summary>
+    public const string DefaultSegments = "1,2,4,8,0";
+
+    static int Run(Args a) => StudyRunner.Run(Parse(a));
+
+    /// <summary>Every option of the command, checked, into one record (the only place that reads the command line).</summary>
+    static StudyOptions Parse(Args a)
+    {
+        if (a.Positional.Count != 1)
+            throw new UsageException(a.Positional.Count == 0
+                ? "'study' needs the study to run: residual, activation or segments"
+                : $"'study' runs one study, got '{string.Join(" ", a.Positional)}'");
+        string study = a.Positional[0].ToLowerInvariant();
+        if (study is not ("residual" or "activation" or "segments"))
+            throw new UsageException($"unknown study '{a.Positional[0]}'; studies: residual, activation, segments");
+        if (a.String("segments") is not null && study != "segments")
+            throw new UsageException($"--segments belongs to the segments study, not '{study}'");
+        if (a.String("steps") is not null && a.String("epochs") is not null)
+            throw new UsageException("give --steps or --epochs, not both");
+        string model = a.String("model", "xception-mini").ToLowerInvariant();
+        if (model is not ("xception" or "xception-mini"))
+            throw new UsageException($"--model must be xception or xception-mini, got '{model}'");
+        string schedule = a.String("lr-schedule", "cosine").ToLowerInvariant();
+        if (schedule is not ("cosine" or "constant"))
+            throw new UsageException($"--lr-schedule must be cosine or constant, got '{schedule}'");
+        return new StudyOptions
+        {
+            Study = study,
+            Data = a.String("data", "fashion-mnist"),
+            Model = model,
+            ImageSize = a.String("image-size") is null ? null : a.Int("image-size", 0, 5, 8192),
+            TrainImages = a.String("train-images") is null ? null : a.Int("train-images", 0, 1),
+            TestImages = a.Int("test-images", 2000, 1),
+            Segments = study == "segments" ? SegmentList(a.String("segments", DefaultSegments)) : [],
+            Steps = a.String("epochs") is null ? a.Int("steps", 1000, 1) : null,
+            Epochs = a.String("epochs") is null ? null : a.Int("epochs", 0, 1, 100000),
+            EvalEvery = a.Int("eval-every", 100, 1),
+            Seeds = a.Int("seeds", 1, 1, 1000),
+            Batch = a.Int("batch", 32, 1, 65536),
+            LearningRate = a.Double("lr", 0.05, 1e-12, 1e38),
+            Cosine = schedule == "cosine",
+            Momentum = a.Double("momentum", 0.9, 0, 0.9999),
+            WeightDecay = a.Double("weight-decay", 0, 0, 1),
+            Augment = !a.Flag("no-augment"),
+            Out = a.String("out"),
+            Device = a.String("device", "auto"),
+            CpuThreads = a.String("cpu-threads") is null ? null : a.Int("cpu-threads", 1, 1, Device.MaxCpuThreads),
+        };
+    }
+
+    /// <summary>"1,4,0" to its values: whole numbers >= 0, each once.</summary>
+    static int[] SegmentList(string text)
+    {
+        var values = text.Split(',').Select(s => s.Trim()).Select(s =>
+            int.TryParse(s, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int v)
+                ? v : throw new UsageException($"--segments: '{s}' is not a whole number >= 0 (a list such as {DefaultSegments}; 0 is depthwise)")).ToArray();
+        if (values.Distinct().Count() != values.Length) throw new UsageException($"--segments names a value twice: '{text}'");
+        return values;
+    }
+}
