@@ -73,7 +73,16 @@ public class StudyCliTests
         Assert.True(code == 0, output);
         Assert.Contains("residual seed 1: finished earlier", output);
         Assert.DoesNotContain("starting", output);
-        (code, output) = Run(Tiny("residual", dir, steps: 6, seeds: 2));
+        // A third seed: the first two are kept, only seed 2 trains, and the table covers all three.
+        (code, output) = Run(Tiny("residual", dir, seeds: 3));
+        Assert.True(code == 0, output);
+        Assert.Contains("residual seed 0: finished earlier", output);
+        Assert.Contains("no-residual seed 1: finished earlier", output);
+        Assert.Contains("residual seed 2: step 5/5", output);
+        Assert.Contains("no-residual seed 2: step 5/5", output);
+        Assert.Matches(@"\| residual \| [0-9.]+% ± [0-9.]+ \(min [0-9.]+, max [0-9.]+\) \| 3/3 \|", File.ReadAllText(Path.Combine(dir, "residual.md")));
+        Assert.Equal("3", JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "study.json"))).RootElement.GetProperty("--seeds").GetString());
+        (code, output) = Run(Tiny("residual", dir, steps: 6, seeds: 3));
         Assert.Equal(2, code);
         Assert.Contains("--steps 5, this command asks 6", output);
         (code, output) = Run(Tiny("activation", dir, seeds: 2));

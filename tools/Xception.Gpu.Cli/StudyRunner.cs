@@ -122,7 +122,7 @@ static class StudyRunner
         return c.Validate();
     }
 
-    /// <summary>A new folder gets study.json; a folder with one must hold the same settings (one line names the first that differs).</summary>
+    /// <summary>A new folder gets study.json; a folder with one must hold the same settings (one line names the first that differs), except the number of seeds.</summary>
     static void CheckSettings(string dir, SortedDictionary<string, string> stored, string study)
     {
         string path = Path.Combine(dir, SettingsFile);
@@ -136,13 +136,22 @@ static class StudyRunner
         Dictionary<string, string>? was;
         try { was = JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(path)); }
         catch (JsonException e) { throw new XceptionException($"'{path}' is not a study's settings ({e.Message.Split('\n')[0]})"); }
+        bool moreSeeds = false;
         foreach (var (key, value) in stored)
         {
             string before = was?.GetValueOrDefault(key) ?? "(missing)";
             if (before == value) continue;
+            // Each seed's runs are independent of how many seeds there are: a study can grow (or shrink) its seeds,
+            // keeping the runs it has; the table covers seeds 0 to K-1.
+            if (key == "--seeds") { moreSeeds = true; continue; }
             throw new UsageException(key == "study"
                 ? $"--out '{dir}' holds the {before} study, not {study}; choose another --out"
                 : $"--out '{dir}' holds a study run with {key} {before}, this command asks {value}: repeat the study's options to continue it, or choose another --out");
+        }
+        if (moreSeeds)
+        {
+            Console.WriteLine($"seeds: {was?.GetValueOrDefault("--seeds")} before, {stored["--seeds"]} now; the runs of the seeds kept are not trained again");
+            AtomicFile.Write(path, s => JsonSerializer.Serialize(s, stored, new JsonSerializerOptions { WriteIndented = true }));
         }
     }
 }
