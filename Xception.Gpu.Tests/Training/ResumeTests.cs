@@ -74,20 +74,21 @@ public class ResumeTests
         var dirD = tmp["d"];
         var interrupted = tmp["interrupted.safetensors"];
         var said = new System.Text.StringBuilder();
+        string signal;
         using (var d = Start(said, TrainArgs(dirD, interrupted)))
         {
             var sw = Stopwatch.StartNew();
             while (!File.Exists(Path.Combine(dirD, "ckpt-00000002.safetensors")) && !d.HasExited && sw.Elapsed < TimeSpan.FromMinutes(5))
                 Thread.Sleep(20);
             Assert.False(d.HasExited, "the run ended before it could be interrupted");
-            using (var kill = Process.Start("kill", ["-INT", d.Id.ToString()])) kill.WaitForExit();
-            Assert.True(d.WaitForExit(TimeSpan.FromMinutes(1)), "SIGINT did not stop the run within a minute");
+            signal = Interrupt.Send(d);
+            Assert.True(d.WaitForExit(TimeSpan.FromMinutes(1)), $"{signal} did not stop the run within a minute");
             d.WaitForExit();
             Assert.Equal(130, d.ExitCode);
         }
         Assert.False(File.Exists(interrupted));
         var text = said.ToString();
-        Assert.Contains("SIGINT: finishing this step and writing a checkpoint", text);
+        Assert.Contains($"{signal}: finishing this step and writing a checkpoint", text);
         Assert.Contains($"the run continues with: xception train --resume {dirD}", text);
         var stoppedAt = Directory.GetFiles(dirD, "ckpt-*.safetensors").Select(Path.GetFileName).Order().Last()!;
         Assert.Contains($"checkpoint {Path.Combine(dirD, stoppedAt)}", text);

@@ -178,8 +178,8 @@ public class StudyCliTests
             while (!File.Exists(Path.Combine(dirB, "residual-seed0", "ckpt-00000002.safetensors")) && !b.HasExited && sw.Elapsed < TimeSpan.FromMinutes(5))
                 Thread.Sleep(20);
             Assert.False(b.HasExited, $"the study ended before it could be interrupted: {said}");
-            using (var kill = Process.Start("kill", ["-INT", b.Id.ToString()])) kill.WaitForExit();
-            Assert.True(b.WaitForExit(TimeSpan.FromMinutes(2)), "SIGINT did not stop the study within two minutes");
+            var signal = Interrupt.Send(b);
+            Assert.True(b.WaitForExit(TimeSpan.FromMinutes(2)), $"{signal} did not stop the study within two minutes");
             b.WaitForExit();
             Assert.True(b.ExitCode == 130, said.ToString());
         }
