@@ -78,6 +78,9 @@ static class Declare
     public static Option<string[]> Value(string name, string helpName, string description) =>
         new("--" + name) { HelpName = helpName, Description = description, AllowMultipleArgumentsPerToken = false };
 
+    /// <summary><c>--device D</c>: the same words for every command that runs on a device.</summary>
+    public static Option<string[]> DeviceOption() => Value("device", "D", "auto (default), cpu, cuda, cuda:N, opencl:N");
+
     /// <summary>
     /// A value from a known list: help shows <c>--name &lt;a|b|c&gt;</c> and tab completion offers the values.
     /// <paramref name="helpName"/> replaces the list in help when other values are allowed too (a layer name) or

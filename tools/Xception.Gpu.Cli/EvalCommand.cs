@@ -19,7 +19,7 @@ static class EvalCommand
         Value("val-split", "F", "with --split val: the fraction 'train' held out (default 0.1)"),
         Value("seed", "S", "with --split val: the seed 'train' split with (default 0)"),
         Value("batch", "B", "images per forward pass (default 64)"),
-        Value("device", "D", "auto (default), cpu, cuda, cuda:N, opencl:N"),
+        DeviceOption(),
         Value("image-size", "S", "input size S x S (default: the weights')"),
         Flag("strict", "stop at an unreadable image instead of skipping it (skips are counted)"),
         Value("max-image-pixels", "N", "refuse images that declare more pixels (default 89,478,485, PIL's limit): the guard against decompression bombs"),

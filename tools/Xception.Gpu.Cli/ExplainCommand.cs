@@ -29,7 +29,7 @@ static class ExplainCommand
                                "(at the image's own size), alpha 0.4; for --input, over the input turned back into pixels " +
                                "((x + 1) * 127.5), as image_<i>.gradcam.png"),
         Value("heatmap", "H.npy", "writes the heatmaps, float32 (N, h, w) in [0, 1], h x w being L's spatial size"),
-        Value("device", "D", "auto (default), cpu, cuda, cuda:N, opencl:N"),
+        DeviceOption(),
         Value("image-size", "S", "input size S x S (default 299, or the checkpoint's)"),
         Choice("resize", ["bilinear", "nearest"], "how images are resized (default bilinear; nearest as Keras' load_img)"),
         Value("batch", "N", "images per pass (default 8)"),

@@ -40,7 +40,7 @@ static class FeaturesCommand
         Choice("pooling", ["avg", "max"], "global pooling of block14's activation (default avg)"),
         Choice("format", ["npy", "csv", "jsonl"], "output format (default from F's extension, else npy)"),
         Value("image-size", "S", "input size S x S (default 299, or the checkpoint's)"),
-        Value("device", "D", "auto (default), cpu, cuda, cuda:N, opencl:N"),
+        DeviceOption(),
         Value("batch", "N", "images per forward pass (default 16)"),
         Choice("resize", ["bilinear", "nearest"], "how images are resized (default bilinear; nearest as Keras' load_img)"),
         Value("input", "X.npy", "a preprocessed NHWC float32 array (N, S, S, channels) instead of images"),

@@ -21,7 +21,7 @@ static class PredictCommand
     {
         Files("IMAGE", "image files (JPEG, PNG, ...)"),
         Value("weights", "W", "a Keras .h5 or an Xception.Gpu checkpoint (required)"),
-        Value("device", "D", "auto (default), cpu, cuda, cuda:N, opencl:N"),
+        DeviceOption(),
         Value("top", "K", "classes printed per image (default 5)"),
         Value("image-size", "S", "input size S x S (default 299, or the checkpoint's)"),
         Choice("resize", ["bilinear", "nearest"], "how images are resized (default bilinear; nearest as Keras' load_img)"),

@@ -12,7 +12,7 @@ sealed class ReplicaOptions : IDisposable
     /// <summary>The options, for the commands that place a run on devices (train, bench).</summary>
     public static IEnumerable<Option> Declare() =>
     [
-        Value("device", "D", "auto (default), cpu, cuda, cuda:N, opencl:N"),
+        DeviceOption(),
         Value("devices", "L", "data parallelism: one replica per device, e.g. cpu:0,cpu:1, cuda:0,cuda:1, or a count: " +
                               "cuda*2, cpu*3 (each batch is split over the replicas, gradients averaged)"),
         Flag("sync-bn", "batch-norm statistics over the whole batch (all replicas), not each replica's share"),

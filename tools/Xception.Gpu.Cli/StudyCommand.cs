@@ -47,7 +47,7 @@ static class StudyCommand
         Value("momentum", "M", "SGD momentum (default 0.9)"),
         Value("weight-decay", "W", "L2 on kernels (default 0)"),
         Value("out", "DIR", "the study's folder (default runs/study-<study>-<time>); give the same DIR again to continue a study"),
-        Value("device", "D", "auto (default), cpu, cuda, cuda:N, opencl:N"),
+        DeviceOption(),
         Value("cpu-threads", "N", "cores the CPU device runs on (default: all)"),
     };
 
