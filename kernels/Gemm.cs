@@ -9,85 +9,10 @@ using ILGPU;
 /// Split-K: when the output has too few tiles to fill the device, the K range is cut into slices of
 /// kChunk; slice s writes its partial product to c[s * M * N + ...] and ReduceKernels.SumRows adds the slices.
 /// With one slice the kernel writes C directly and applies beta.
-/// Two variants: register tiles without barriers for the CPU accelerator, shared-memory tiles for GPUs.
+/// This is the GPU variant (shared-memory tiles); the CPU accelerator runs Cpu/GemmCpu.cs (packed panels, SIMD).
 /// </summary>
 public static class GemmKernels
 {
-    /// <summary>Output rows and columns per CPU thread (4 x 4 register tile).</summary>
-    public const int CpuTile = 4;
-
-    /// <summary>CPU variant: each thread owns 4 x 4 outputs held in registers; grid-stride over tiles.</summary>
-    public static void Cpu(
-        ArrayView<float> a, int aRow, int aCol,   // A [M, K]
-        ArrayView<float> b, int bRow, int bCol,   // B [K, N]
-        int m, int n, int k, int kChunk, float beta,
-        ArrayView<float> c)                       // C [M, N], or [S, M, N] partials when split
-    {
-        int tilesN = (n + 3) / 4;
-        int tilesM = (m + 3) / 4;
-        int tiles = tilesM * tilesN;
-        int slices = (k + kChunk - 1) / kChunk;
-        int total = tiles * slices;
-        int step = Grids.Stride;
-        for (int t = Grids.Start; t < total; t += step)
-        {
-            int slice = t / tiles;
-            int rest = t - slice * tiles;
-            int tm = rest / tilesN;
-            int m0 = tm * 4, n0 = (rest - tm * tilesN) * 4;
-            int k0 = slice * kChunk;
-            int k1 = k0 + kChunk < k ? k0 + kChunk : k;
-            int cBase = slices == 1 ? 0 : slice * m * n;
-            float cb = slices == 1 ? beta : 0f;
-            if (m0 + 4 <= m && n0 + 4 <= n)
-            {
-                float c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
-                float c20 = 0, c21 = 0, c22 = 0, c23 = 0, c30 = 0, c31 = 0, c32 = 0, c33 = 0;
-                int pa = m0 * aRow + k0 * aCol, pb = k0 * bRow + n0 * bCol;
-                for (int kk = k0; kk < k1; kk++)
-                {
-                    float a0 = a[pa], a1 = a[pa + aRow], a2 = a[pa + 2 * aRow], a3 = a[pa + 3 * aRow];
-                    float b0 = b[pb], b1 = b[pb + bCol], b2 = b[pb + 2 * bCol], b3 = b[pb + 3 * bCol];
-                    pa += aCol; pb += bRow;
-                    c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
-                    c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
-                    c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
-                    c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
-                }
-                int o = cBase + m0 * n + n0;
-                Store4(c, o, cb, c00, c01, c02, c03); o += n;
-                Store4(c, o, cb, c10, c11, c12, c13); o += n;
-                Store4(c, o, cb, c20, c21, c22, c23); o += n;
-                Store4(c, o, cb, c30, c31, c32, c33);
-            }
-            else
-            {
-                // Edge tile: plain loops, only for the last rows or columns.
-                for (int i = m0; i < m && i < m0 + 4; i++)
-                    for (int j = n0; j < n && j < n0 + 4; j++)
-                    {
-                        float s = 0f;
-                        for (int kk = k0; kk < k1; kk++) s += a[i * aRow + kk * aCol] * b[kk * bRow + j * bCol];
-                        int o = cBase + i * n + j;
-                        c[o] = cb == 0f ? s : s + cb * c[o];
-                    }
-            }
-        }
-    }
-
-    static void Store4(ArrayView<float> c, int o, float beta, float v0, float v1, float v2, float v3)
-    {
-        if (beta == 0f)
-        {
-            c[o] = v0; c[o + 1] = v1; c[o + 2] = v2; c[o + 3] = v3;
-        }
-        else
-        {
-            c[o] = v0 + beta * c[o]; c[o + 1] = v1 + beta * c[o + 1];
-            c[o + 2] = v2 + beta * c[o + 2]; c[o + 3] = v3 + beta * c[o + 3];
-        }
-    }
-
     /// <summary>
     /// GPU tile: 128 x 64 outputs (rows x columns) per group of 256 threads, 8 x 4 per thread, K in steps
     /// of 8. An 8 x 8 register tile (128 x 128) needed 133-139 registers with ILGPU 1.5.3 + ptxas 11.8, so

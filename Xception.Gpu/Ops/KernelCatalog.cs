@@ -16,8 +16,9 @@ using Xception.Gpu.Kernels;
 /// (<c>SharedMemory.Allocate</c>), and CUDA caps static shared memory at 48 KB per group.
 /// </param>
 /// <param name="GpuLaunched">
-/// False for a kernel the ops launch only on the CPU accelerator (GemmKernels.Cpu: MatMul picks Tiled on a
-/// GPU). It is still listed, and still checked, so that a change of that choice meets no surprise.
+/// False for a kernel the ops launch only on the CPU accelerator. Such a kernel is still listed, and still checked,
+/// so that a change of that choice meets no surprise. (The SIMD kernels marked CpuOnlyKernels are not listed:
+/// they cannot be compiled for a GPU at all.)
 /// </param>
 public sealed record KernelEntry(MethodInfo Method, int GroupSize, int SharedMemoryBudget, bool GpuLaunched)
 {
@@ -73,11 +74,8 @@ public static class KernelCatalog
         GridStride(typeof(GlobalAvgPoolKernels), nameof(GlobalAvgPoolKernels.Forward), nameof(GlobalAvgPoolKernels.Backward));
         GridStride(typeof(ReduceKernels), nameof(ReduceKernels.SumRows));
         GridStride(typeof(ColumnSumKernels), nameof(ColumnSumKernels.Partials));
-        // MatMul: the tiled kernel needs exactly its group size (it maps 256 threads onto a 128 x 64 tile); the
-        // CPU kernel runs only on the CPU accelerator, where GridFor gives tiny groups. Were it launched on a
-        // GPU it would get GridFor's GPU shape, so that is what it is checked with.
+        // MatMul: the tiled kernel needs exactly its group size (it maps 256 threads onto a 128 x 64 tile).
         list.Add(new(Method(typeof(GemmKernels), nameof(GemmKernels.Tiled)), GemmKernels.GpuGroupSize, StaticSharedMemoryLimit, true));
-        list.Add(new(Method(typeof(GemmKernels), nameof(GemmKernels.Cpu)), GridStrideGroupSize, StaticSharedMemoryLimit, false));
         return list.OrderBy(e => e.Name, StringComparer.Ordinal).ToList();
     }
 

@@ -2,6 +2,7 @@ using ILGPU;
 using ILGPU.Runtime;
 using Device = Xception.Gpu.Runtime.Device;
 using Xception.Gpu.Kernels;
+using Xception.Gpu.Kernels.Cpu;
 
 namespace Xception.Gpu.Ops;
 
@@ -9,19 +10,28 @@ namespace Xception.Gpu.Ops;
 /// C[M, N] = op(A) * op(B) + beta * C, where op transposes when asked. The engine of the pointwise
 /// convolution (91% of Xception's multiply-adds) and of the dense layer. Picks register tiles on the CPU
 /// accelerator and shared-memory tiles on GPUs, and splits K when the output alone cannot fill the device.
+/// On the CPU accelerator it runs <see cref="GemmCpuKernels"/>: B packed into panels, SIMD register tiles,
+/// one launch index per core.
 /// </summary>
 public sealed class MatMul
 {
     const string Name = "matmul";
     readonly Device d;
-    readonly Action<KernelConfig, ArrayView<float>, int, int, ArrayView<float>, int, int, int, int, int, int, float, ArrayView<float>> kernel;
+    readonly Action<KernelConfig, ArrayView<float>, int, int, ArrayView<float>, int, int, int, int, int, int, float, ArrayView<float>>? kernel;
+
+    readonly Action<KernelConfig, ArrayView<float>, int, int, GemmCpuPlan, ArrayView<float>>? packB;
+    readonly Action<KernelConfig, ArrayView<float>, int, int, ArrayView<float>, GemmCpuPlan, float, ArrayView<float>>? multiply;
 
     MatMul(Device d)
     {
         this.d = d;
-        kernel = d.UsesGpuKernels
-            ? d.Load("gemm.tiled", a => a.LoadStreamKernel<ArrayView<float>, int, int, ArrayView<float>, int, int, int, int, int, int, float, ArrayView<float>>(GemmKernels.Tiled))
-            : d.Load("gemm.cpu", a => a.LoadStreamKernel<ArrayView<float>, int, int, ArrayView<float>, int, int, int, int, int, int, float, ArrayView<float>>(GemmKernels.Cpu));
+        if (d.UsesGpuKernels)
+            kernel = d.Load("gemm.tiled", a => a.LoadStreamKernel<ArrayView<float>, int, int, ArrayView<float>, int, int, int, int, int, int, float, ArrayView<float>>(GemmKernels.Tiled));
+        else
+        {
+            packB = d.Load("gemm.cpu_simd.pack_b", a => a.LoadStreamKernel<ArrayView<float>, int, int, GemmCpuPlan, ArrayView<float>>(GemmCpuKernels.PackB));
+            multiply = d.Load("gemm.cpu_simd.multiply", a => a.LoadStreamKernel<ArrayView<float>, int, int, ArrayView<float>, GemmCpuPlan, float, ArrayView<float>>(GemmCpuKernels.Multiply));
+        }
     }
 
     public static MatMul On(Device d) => d.Op(x => new MatMul(x));
@@ -40,12 +50,14 @@ public sealed class MatMul
         int aRow = transA ? 1 : k, aCol = transA ? m : 1;
         int bRow = transB ? 1 : n, bCol = transB ? k : 1;
 
-        bool gpu = d.UsesGpuKernels;
-        int tileM = gpu ? GemmKernels.GpuTileM : GemmKernels.CpuTile;
-        int tileN = gpu ? GemmKernels.GpuTileN : GemmKernels.CpuTile;
-        long tiles = (long)((m + tileM - 1) / tileM) * ((n + tileN - 1) / tileN);
-        // Units of work that keep the device busy: groups on a GPU (two per multiprocessor), threads on a CPU.
-        long want = gpu ? 2L * d.Accelerator.NumMultiprocessors : 4L * d.Parallelism;
+        if (!d.UsesGpuKernels)
+        {
+            RunCpu(a, aRow, aCol, b, bRow, bCol, m, n, k, beta, c);
+            return;
+        }
+        long tiles = (long)((m + GemmKernels.GpuTileM - 1) / GemmKernels.GpuTileM) * ((n + GemmKernels.GpuTileN - 1) / GemmKernels.GpuTileN);
+        // Groups that keep the device busy: two per multiprocessor.
+        long want = 2L * d.Accelerator.NumMultiprocessors;
         int slices = 1;
         if (tiles < want && k >= 256)
             slices = (int)Math.Min((want + tiles - 1) / tiles, k / 64);
@@ -56,11 +68,50 @@ public sealed class MatMul
 
         var target = slices == 1 ? c : d.Scratch(ScratchSlot.GemmPartials, (long)slices * m * n);
         long units = tiles * slices;
-        var config = gpu
-            ? new KernelConfig((int)Math.Min(units, int.MaxValue), GemmKernels.GpuGroupSize)
-            : d.GridFor(units);
-        kernel(config, a, aRow, aCol, b, bRow, bCol, m, n, k, kChunk, slices == 1 ? beta : 0f, target);
+        var config = new KernelConfig((int)Math.Min(units, int.MaxValue), GemmKernels.GpuGroupSize);
+        kernel!(config, a, aRow, aCol, b, bRow, bCol, m, n, k, kChunk, slices == 1 ? beta : 0f, target);
         if (slices > 1) Reductions.On(d).SumRows(target, slices, m * n, beta, c);
+    }
+
+    /// <summary>
+    /// The CPU accelerator's GEMM: pack B (a launch over its panels), then one unit of C per core. Rows of C
+    /// are split among the cores where there are enough of them, then panels of columns, and K only for a small
+    /// C with a long K (weight gradients of small layers); K slices go to scratch and are added in order.
+    /// </summary>
+    void RunCpu(ArrayView<float> a, int aRow, int aCol, ArrayView<float> b, int bRow, int bCol,
+        int m, int n, int k, float beta, ArrayView<float> c)
+    {
+        var plan = CpuPlan(m, n, k, d.CpuCores);
+        int panels = (n + plan.PanelWidth - 1) / plan.PanelWidth;
+        var packed = d.Scratch(ScratchSlot.GemmPacked, (long)panels * k * plan.PanelWidth);
+        packB!(new KernelConfig(Math.Min(panels, d.CpuCores), 1), b, bRow, bCol, plan, packed);
+        var target = plan.KSlices == 1 ? c : d.Scratch(ScratchSlot.GemmPartials, (long)plan.KSlices * m * n);
+        multiply!(new KernelConfig(Math.Min(plan.Units, d.CpuCores), 1), a, aRow, aCol, packed, plan, beta, target);
+        if (plan.KSlices > 1) Reductions.On(d).SumRows(target, plan.KSlices, m * n, beta, c);
+    }
+
+    /// <summary>How <see cref="RunCpu"/> cuts C[M, N] over K among <paramref name="workers"/> threads.</summary>
+    internal static GemmCpuPlan CpuPlan(int m, int n, int k, int workers)
+    {
+        int nr = GemmCpuKernels.PanelWidth, mr = GemmCpuKernels.Rows;
+        int tilesM = (m + mr - 1) / mr, panels = (n + nr - 1) / nr;
+        int rowUnits = Math.Min(tilesM, workers);
+        int colUnits = Math.Min(panels, (workers + rowUnits - 1) / rowUnits);
+        int slices = 1;
+        // A C too small to give every worker rows or columns, over a long K: split K as well.
+        if (rowUnits * colUnits < workers && k >= 2 * GemmCpuKernels.KBlock)
+            slices = Math.Min(workers / (rowUnits * colUnits), k / GemmCpuKernels.KBlock);
+        while (slices > 1 && (long)slices * m * n > (64L << 20)) slices /= 2;
+        int kChunk = slices <= 1 ? k : ((k + slices - 1) / slices + GemmCpuKernels.KBlock - 1) / GemmCpuKernels.KBlock * GemmCpuKernels.KBlock;
+        slices = (k + kChunk - 1) / kChunk;
+        int unitRows = (tilesM + rowUnits - 1) / rowUnits * mr;
+        int unitPanels = (panels + colUnits - 1) / colUnits;
+        return new GemmCpuPlan
+        {
+            M = m, N = n, K = k, PanelWidth = nr, KChunk = kChunk, KSlices = slices,
+            UnitRows = unitRows, RowUnits = (m + unitRows - 1) / unitRows,
+            UnitPanels = unitPanels, ColUnits = (panels + unitPanels - 1) / unitPanels,
+        };
     }
 
     /// <summary>Float64 reference of <see cref="Run"/>.</summary>
