@@ -2,6 +2,7 @@ using ILGPU;
 using ILGPU.Runtime;
 using Device = Xception.Gpu.Runtime.Device;
 using Xception.Gpu.Kernels;
+using Xception.Gpu.Kernels.Cpu;
 
 namespace Xception.Gpu.Ops;
 
@@ -15,10 +16,21 @@ public sealed class Depthwise
     readonly Device d;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ConvShape, ArrayView<float>> forward, backwardInput;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ConvShape, int, ArrayView<float>> weightPartials;
+    /// <summary>The CPU accelerator's SIMD variants (one band of rows per core), or null on GPU-type devices.</summary>
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ConvShape, int, ArrayView<float>>? cpuForward, cpuBackwardInput, cpuBackwardWeight;
 
     Depthwise(Device d)
     {
         this.d = d;
+        if (!d.UsesGpuKernels)
+        {
+            cpuForward = d.Load("depthwise.cpu_simd.forward", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvShape, int, ArrayView<float>>(DepthwiseCpuKernels.Forward));
+            cpuBackwardInput = d.Load("depthwise.cpu_simd.backward_input", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvShape, int, ArrayView<float>>(DepthwiseCpuKernels.BackwardInput));
+            cpuBackwardWeight = d.Load("depthwise.cpu_simd.backward_weight", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvShape, int, ArrayView<float>>(DepthwiseCpuKernels.BackwardWeight));
+            forward = backwardInput = null!;
+            weightPartials = null!;
+            return;
+        }
         forward = d.Load("depthwise.forward", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvShape, ArrayView<float>>(DepthwiseKernels.Forward));
         backwardInput = d.Load("depthwise.backward_input", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvShape, ArrayView<float>>(DepthwiseKernels.BackwardInput));
         weightPartials = d.Load("depthwise.backward_weight", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvShape, int, ArrayView<float>>(DepthwiseKernels.BackwardWeightPartials));
@@ -40,7 +52,8 @@ public sealed class Depthwise
         Expect.Device(Name, d, ("input", x), ("weights", w), ("output", y));
         var s = Geometry(x.Shape, w.Shape, stride, padding);
         Expect.Dims(Name, "output", y, s.OutputShape());
-        forward(d.GridFor(s.OutputLength), x.View, w.View, s, y.View);
+        if (cpuForward is not null) cpuForward(d.CpuWorkers, x.View, w.View, s, d.CpuCores, y.View);
+        else forward(d.GridFor(s.OutputLength), x.View, w.View, s, y.View);
     }
 
     public void BackwardInput(Tensor<float> dy, Tensor<float> w, int stride, Padding padding, Tensor<float> dx)
@@ -48,7 +61,8 @@ public sealed class Depthwise
         Expect.Device(Name, d, ("output gradient", dy), ("weights", w), ("input gradient", dx));
         var s = Geometry(dx.Shape, w.Shape, stride, padding);
         Expect.Dims(Name, "output gradient", dy, s.OutputShape());
-        backwardInput(d.GridFor(s.InputLength), dy.View, w.View, s, dx.View);
+        if (cpuBackwardInput is not null) cpuBackwardInput(d.CpuWorkers, dy.View, w.View, s, d.CpuCores, dx.View);
+        else backwardInput(d.GridFor(s.InputLength), dy.View, w.View, s, dx.View);
     }
 
     public void BackwardWeight(Tensor<float> x, Tensor<float> dy, int stride, Padding padding, Tensor<float> dw)
@@ -56,6 +70,13 @@ public sealed class Depthwise
         Expect.Device(Name, d, ("input", x), ("output gradient", dy), ("weight gradient", dw));
         var s = Geometry(x.Shape, dw.Shape, stride, padding);
         Expect.Dims(Name, "output gradient", dy, s.OutputShape());
+        if (cpuBackwardWeight is not null)
+        {
+            var partial = d.Scratch(ScratchSlot.RowPartials, (long)d.CpuCores * dw.Length);
+            cpuBackwardWeight(d.CpuWorkers, x.View, dy.View, s, d.CpuCores, partial);
+            Reductions.On(d).SumRows(partial, d.CpuCores, dw.Length, 0f, dw.View);
+            return;
+        }
         Reductions.On(d).ChunkedSum(s.OutputPixels, dw.Length, dw.Length,
             (grid, chunk, partial) => weightPartials(grid, x.View, dy.View, s, chunk, partial), dw.View);
     }

@@ -86,7 +86,7 @@ public sealed class MatMul
         var packed = d.Scratch(ScratchSlot.GemmPacked, (long)panels * k * plan.PanelWidth);
         packB!(new KernelConfig(Math.Min(panels, d.CpuCores), 1), b, bRow, bCol, plan, packed);
         var target = plan.KSlices == 1 ? c : d.Scratch(ScratchSlot.GemmPartials, (long)plan.KSlices * m * n);
-        multiply!(new KernelConfig(Math.Min(plan.Units, d.CpuCores), 1), a, aRow, aCol, packed, plan, beta, target);
+        multiply!(d.CpuWorkers, a, aRow, aCol, packed, plan, beta, target);
         if (plan.KSlices > 1) Reductions.On(d).SumRows(target, plan.KSlices, m * n, beta, c);
     }
 

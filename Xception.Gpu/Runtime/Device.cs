@@ -287,6 +287,12 @@ public sealed class Device : IDisposable
         return new KernelConfig(g, groupSize);
     }
 
+    /// <summary>
+    /// Launch shape of the CPU accelerator's SIMD kernels: one group of one thread per core, each index a large
+    /// unit of work (a band of rows, a block of a GEMM), so ILGPU's cost per index and per group vanishes.
+    /// </summary>
+    public KernelConfig CpuWorkers => new(cores, 1);
+
     /// <summary>Number of threads that run at once, used to decide how finely to split reductions.</summary>
     public int Parallelism => !UsesGpuKernels
         ? cores * CpuGroupsPerCore * CpuThreadsPerWarp

@@ -1,0 +1,187 @@
+#!/usr/bin/python3
+"""Xception on the CPU in other frameworks, at the same shapes and thread count, side by side.
+
+  pytorch-cpu      Keras' Xception graph in PyTorch (xception_torch.py, TensorFlow 'same' padding),
+                   inference (model.eval(), softmax) and a training step (model.train(), cross entropy,
+                   SGD with momentum 0.9), random Keras-initialized weights.
+  onnxruntime-cpu  ONNX Runtime running an ONNX model written by 'xception export --onnx', inference,
+                   through OnnxRunner/ (a .NET console program on the Microsoft.ML.OnnxRuntime package).
+
+Both run with the same intra-op thread count (--threads) and one inter-op thread, on random inputs in
+Keras' 'tf' preprocessing range [-1, 1]. Each measurement runs --warmup untimed iterations, then
+--steps timed iterations, or, without --steps, at least 3 and at least --seconds seconds' worth.
+
+  python3 tools/peers/bench_peers.py --onnx m.onnx --batch 8 --threads 2
+"""
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RUNNER_DIR = os.path.join(HERE, "OnnxRunner")
+RUNNER_DLL = os.path.join(RUNNER_DIR, "bin", "Release", "net10.0", "onnx-runner.dll")
+
+try:
+    import torch
+except ImportError:
+    # Debian's python3-torch installs for the system interpreter; another python3 first on PATH lacks it.
+    system_python = "/usr/bin/python3"
+    if os.path.realpath(sys.executable) != os.path.realpath(system_python) and os.path.exists(system_python) \
+            and not os.environ.get("BENCH_PEERS_REEXEC"):
+        os.environ["BENCH_PEERS_REEXEC"] = "1"
+        os.execv(system_python, [system_python] + sys.argv)
+    sys.exit("bench_peers: PyTorch is not installed (apt-get install python3-torch)")
+
+sys.path.insert(0, HERE)
+from xception_torch import Xception, check_parameter_counts  # noqa: E402
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def timed(fn, warmup, steps, seconds):
+    """Runs fn warmup times untimed, then steps times (or >= 3 times and >= seconds); returns (s/iter, iters)."""
+    for _ in range(warmup):
+        fn()
+    iters, start = 0, time.perf_counter()
+    while True:
+        fn()
+        iters += 1
+        elapsed = time.perf_counter() - start
+        if steps is not None:
+            if iters >= steps:
+                break
+        elif iters >= 3 and elapsed >= seconds:
+            break
+    return elapsed / iters, iters
+
+
+def line(peer, what, args, sec_per_batch, iters):
+    return (f"{peer} {what:<10} batch {args.batch}  {args.image_size}x{args.image_size}  threads {args.threads}: "
+            f"{args.batch / sec_per_batch:.2f} img/s ({sec_per_batch * 1000:.0f} ms/batch, {iters} iterations)")
+
+
+def bench_torch(args, passes):
+    torch.manual_seed(0)
+    model = Xception()
+    total, trainable = check_parameter_counts(model)
+    print(f"pytorch model: Keras' Xception, {total:,} parameters ({trainable:,} trainable)"
+          f"{', channels_last' if args.channels_last else ''}")
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    x = (torch.rand(args.batch, 3, args.image_size, args.image_size) * 2 - 1).contiguous(memory_format=fmt)
+    results = []
+
+    if "inference" in passes:
+        model.eval()
+
+        def infer():
+            with torch.inference_mode():
+                torch.softmax(model(x), dim=1)
+
+        sec, iters = timed(infer, args.warmup, args.steps, args.seconds)
+        results.append(line("pytorch-cpu", "inference", args, sec, iters))
+        print(results[-1], flush=True)
+
+    if "training" in passes:
+        model.train()
+        labels = torch.randint(0, 1000, (args.batch,))
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        loss_fn = torch.nn.CrossEntropyLoss()
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x), labels)
+            loss.backward()
+            opt.step()
+
+        sec, iters = timed(step, args.warmup, args.steps, args.seconds)
+        results.append(line("pytorch-cpu", "training", args, sec, iters))
+        print(results[-1], flush=True)
+    return results
+
+
+def runner_command(args):
+    if args.runner:
+        return [args.runner] if not args.runner.endswith(".dll") else ["dotnet", args.runner]
+    if not os.path.exists(RUNNER_DLL):
+        if shutil.which("dotnet") is None:
+            sys.exit("bench_peers: ONNX Runtime needs the .NET SDK (dotnet) for OnnxRunner/")
+        print(f"building {os.path.relpath(RUNNER_DIR)} (dotnet build -c Release)", flush=True)
+        subprocess.run(["dotnet", "build", "-c", "Release", "--nologo", "-v", "q", RUNNER_DIR], check=True,
+                       stdout=subprocess.DEVNULL)
+    return ["dotnet", RUNNER_DLL]
+
+
+def bench_onnxruntime(args):
+    cmd = runner_command(args) + [
+        "--onnx", args.onnx, "--batch", str(args.batch), "--image-size", str(args.image_size),
+        "--threads", str(args.threads), "--warmup", str(args.warmup),
+    ]
+    cmd += ["--min-iters", str(args.steps), "--seconds", "0"] if args.steps is not None \
+        else ["--seconds", str(args.seconds)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr)
+        sys.exit(f"bench_peers: the ONNX Runtime run failed (exit {proc.returncode})")
+    out = proc.stdout.strip().splitlines()
+    for text in out:
+        print(text, flush=True)
+    return [t for t in out if t.startswith("onnxruntime-cpu")]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--batch", type=int, default=8, help="images per batch (default 8)")
+    p.add_argument("--image-size", type=int, default=299, help="input height and width (default 299; 71 at least)")
+    p.add_argument("--threads", type=int, default=os.cpu_count(),
+                   help=f"intra-op threads for every peer (default: the CPU count, {os.cpu_count()})")
+    p.add_argument("--steps", type=int, default=None,
+                   help="timed iterations per measurement (default: at least 3 and at least --seconds)")
+    p.add_argument("--seconds", type=float, default=10.0, help="least timed seconds without --steps (default 10)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed iterations first (default 1)")
+    p.add_argument("--onnx", help="an ONNX model written by 'xception export --onnx' (without it, PyTorch only)")
+    p.add_argument("--pass", dest="passes", choices=["inference", "training", "both"], default="both",
+                   help="inference, training (PyTorch only) or both (default)")
+    p.add_argument("--channels-last", action="store_true", help="PyTorch in channels_last memory format (NHWC)")
+    p.add_argument("--runner", help="OnnxRunner's onnx-runner.dll or executable (default: built from OnnxRunner/)")
+    args = p.parse_args()
+    if args.batch < 1 or args.threads < 1 or args.image_size < 71 or (args.steps is not None and args.steps < 1):
+        p.error("--batch, --threads and --steps must be positive, --image-size at least 71")
+    if args.onnx and not os.path.isfile(args.onnx):
+        p.error(f"--onnx {args.onnx}: no such file")
+    passes = {"inference", "training"} if args.passes == "both" else {args.passes}
+
+    torch.set_num_threads(args.threads)
+    torch.set_num_interop_threads(1)
+    print(f"cpu: {cpu_model()} ({os.cpu_count()} logical CPUs)")
+    print(f"torch {torch.__version__} (python {platform.python_version()}, {torch.get_num_threads()} threads)")
+
+    lines = []
+    if args.onnx and "inference" in passes:
+        lines += bench_onnxruntime(args)
+    lines += bench_torch(args, passes)
+    if not args.onnx:
+        print("onnxruntime-cpu: skipped (no --onnx)")
+
+    print()
+    print("summary")
+    for text in lines:
+        print("  " + text)
+
+
+if __name__ == "__main__":
+    main()
