@@ -2,6 +2,7 @@ using ILGPU;
 using ILGPU.Runtime;
 using Device = Xception.Gpu.Runtime.Device;
 using Xception.Gpu.Kernels;
+using Xception.Gpu.Kernels.Cpu;
 
 namespace Xception.Gpu.Ops;
 
@@ -17,9 +18,23 @@ public sealed class Conv2D
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ConvShape, ArrayView<float>> forward, backwardInput;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ConvShape, int, ArrayView<float>> weightPartials;
 
+    /// <summary>The CPU accelerator's im2col and col2im (the GEMM does the arithmetic); null on GPU-type devices.</summary>
+    readonly Action<KernelConfig, ArrayView<float>, ConvShape, int, int, int, ArrayView<float>>? im2col, col2im;
+
+    /// <summary>
+    /// Floats of im2col columns per chunk on the CPU: 16 MB by default, big enough for whole GEMM tiles and small
+    /// beside the activations. Tests lower it to make many chunks out of small shapes.
+    /// </summary>
+    internal long ColumnChunkFloats { get; set; } = 4L << 20;
+
     Conv2D(Device d)
     {
         this.d = d;
+        if (!d.UsesGpuKernels)
+        {
+            im2col = d.Load("conv2d.cpu_simd.im2col", a => a.LoadStreamKernel<ArrayView<float>, ConvShape, int, int, int, ArrayView<float>>(ConvCpuKernels.Im2Col));
+            col2im = d.Load("conv2d.cpu_simd.col2im_add", a => a.LoadStreamKernel<ArrayView<float>, ConvShape, int, int, int, ArrayView<float>>(ConvCpuKernels.Col2ImAdd));
+        }
         forward = d.Load("conv2d.forward", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvShape, ArrayView<float>>(Conv2DKernels.Forward));
         backwardInput = d.Load("conv2d.backward_input", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvShape, ArrayView<float>>(Conv2DKernels.BackwardInput));
         weightPartials = d.Load("conv2d.backward_weight", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvShape, int, ArrayView<float>>(Conv2DKernels.BackwardWeightPartials));
@@ -44,6 +59,13 @@ public sealed class Conv2D
         Expect.Device(Name, d, ("input", x), ("weights", w), ("output", y));
         var s = Geometry(x.Shape, w.Shape, stride, padding);
         Expect.Dims(Name, "output", y, s.OutputShape());
+        if (UsesGemm(s))
+        {
+            foreach (var (row0, rows, col) in Chunks(s, x.View))
+                MatMul.On(d).Run(col, false, w.View, false, rows * s.OW, s.O, s.KH * s.KW * s.C, 0f,
+                    y.View.SubView((long)row0 * s.OW * s.O, (long)rows * s.OW * s.O));
+            return;
+        }
         forward(d.GridFor((long)s.OutputPixels * s.Groups * ((s.GroupOutputs + 3) / 4)), x.View, w.View, s, y.View);
     }
 
@@ -52,6 +74,21 @@ public sealed class Conv2D
         Expect.Device(Name, d, ("output gradient", dy), ("weights", w), ("input gradient", dx));
         var s = Geometry(dx.Shape, w.Shape, stride, padding);
         Expect.Dims(Name, "output gradient", dy, s.OutputShape());
+        if (UsesGemm(s))
+        {
+            // dcol = dY W^T, chunk by chunk, added back onto the pixels each column came from.
+            dx.View.MemSetToZero();
+            int k = s.KH * s.KW * s.C, chunkRows = ChunkRows(s);
+            for (int row0 = 0; row0 < s.N * s.OH; row0 += chunkRows)
+            {
+                int rows = Math.Min(chunkRows, s.N * s.OH - row0);
+                var dcol = d.Scratch(ScratchSlot.Columns, (long)rows * s.OW * k);
+                MatMul.On(d).Run(dy.View.SubView((long)row0 * s.OW * s.O, (long)rows * s.OW * s.O), false, w.View, true,
+                    rows * s.OW, k, s.O, 0f, dcol);
+                col2im!(d.CpuWorkers, dcol, s, row0, rows, d.CpuCores, dx.View);
+            }
+            return;
+        }
         backwardInput(d.GridFor(s.InputLength), dy.View, w.View, s, dx.View);
     }
 
@@ -60,12 +97,42 @@ public sealed class Conv2D
         Expect.Device(Name, d, ("input", x), ("output gradient", dy), ("weight gradient", dw));
         var s = Geometry(x.Shape, dw.Shape, stride, padding);
         Expect.Dims(Name, "output gradient", dy, s.OutputShape());
+        if (UsesGemm(s))
+        {
+            // dW = col^T dY, summed over the chunks.
+            bool first = true;
+            foreach (var (row0, rows, col) in Chunks(s, x.View))
+            {
+                MatMul.On(d).Run(col, true, dy.View.SubView((long)row0 * s.OW * s.O, (long)rows * s.OW * s.O), false,
+                    s.KH * s.KW * s.C, s.O, rows * s.OW, first ? 0f : 1f, dw.View);
+                first = false;
+            }
+            return;
+        }
         int threadsPerChunk = s.KH * s.KW * s.GroupInputs * s.Groups * ((s.GroupOutputs + 3) / 4);
         Reductions.On(d).ChunkedSum(s.OutputPixels, threadsPerChunk, dw.Length,
             (grid, chunk, partial) => weightPartials(grid, x.View, dy.View, s, chunk, partial), dw.View);
     }
 
     /// <summary>Plain-loop float64 reference.</summary>
+    /// <summary>The CPU accelerator runs ungrouped convolutions as im2col + GEMM; grouped ones use the direct kernels.</summary>
+    bool UsesGemm(ConvShape s) => im2col is not null && s.Groups == 1;
+
+    int ChunkRows(ConvShape s) => (int)Math.Clamp(ColumnChunkFloats / ((long)s.OW * s.KH * s.KW * s.C), 1, s.N * s.OH);
+
+    /// <summary>The output rows in chunks, each with its im2col columns (valid until the next chunk).</summary>
+    IEnumerable<(int Row0, int Rows, ArrayView<float> Columns)> Chunks(ConvShape s, ArrayView<float> x)
+    {
+        int k = s.KH * s.KW * s.C, chunkRows = ChunkRows(s);
+        for (int row0 = 0; row0 < s.N * s.OH; row0 += chunkRows)
+        {
+            int rows = Math.Min(chunkRows, s.N * s.OH - row0);
+            var col = d.Scratch(ScratchSlot.Columns, (long)rows * s.OW * k);
+            im2col!(d.CpuWorkers, x, s, row0, rows, d.CpuCores, col);
+            yield return (row0, rows, col);
+        }
+    }
+
     public static class Reference
     {
         public static double[] Forward(double[] x, double[] w, ConvShape s)

@@ -8,4 +8,5 @@ internal static class ScratchSlot
     public const int RowPartials = 2;    // per-chunk partial sums of column reductions
     public const int Statistics = 3;     // batch-norm per-channel sums
     public const int GemmPacked = 4;     // the CPU GEMM's B in panels
+    public const int Columns = 5;        // the CPU convolution's im2col columns
 }

@@ -52,6 +52,14 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
+def load_average():
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def timed(fn, warmup, steps, seconds):
     """Runs fn warmup times untimed, then steps times (or >= 3 times and >= seconds); returns (s/iter, iters)."""
     for _ in range(warmup):
@@ -169,6 +177,7 @@ def main():
     torch.set_num_interop_threads(1)
     print(f"cpu: {cpu_model()} ({os.cpu_count()} logical CPUs)")
     print(f"torch {torch.__version__} (python {platform.python_version()}, {torch.get_num_threads()} threads)")
+    print(f"load average before: {load_average()} (other work on the CPUs slows every peer)")
 
     lines = []
     if args.onnx and "inference" in passes:
@@ -178,7 +187,7 @@ def main():
         print("onnxruntime-cpu: skipped (no --onnx)")
 
     print()
-    print("summary")
+    print(f"summary (load average after: {load_average()})")
     for text in lines:
         print("  " + text)
 
