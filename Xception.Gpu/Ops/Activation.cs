@@ -38,6 +38,7 @@ public sealed class Activation
         var grid = d.GridFor(x.Length);
         switch (kind)
         {
+            case ActivationKind.Relu when CpuMap.On(d) is { } cpu: cpu.Run(Kernels.Cpu.MapOp.Relu, x.View, x.View, x.Length, y.View); break;
             case ActivationKind.Relu: reluForward(grid, x.View, x.Length, y.View); break;
             case ActivationKind.Elu: eluForward(grid, x.View, EluAlpha, x.Length, y.View); break;
             default: throw new OpArgumentException(Name, $"no kernel for activation '{kind}'");
@@ -53,6 +54,7 @@ public sealed class Activation
         var grid = d.GridFor(y.Length);
         switch (kind)
         {
+            case ActivationKind.Relu when CpuMap.On(d) is { } cpu: cpu.Run(Kernels.Cpu.MapOp.ReluBackward, y.View, dy.View, y.Length, dx.View); break;
             case ActivationKind.Relu: reluBackward(grid, dy.View, y.View, y.Length, dx.View); break;
             case ActivationKind.Elu: eluBackward(grid, dy.View, y.View, EluAlpha, y.Length, dx.View); break;
             default: throw new OpArgumentException(Name, $"no kernel for activation '{kind}'");

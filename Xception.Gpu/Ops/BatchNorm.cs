@@ -2,6 +2,7 @@ using ILGPU;
 using ILGPU.Runtime;
 using Device = Xception.Gpu.Runtime.Device;
 using Xception.Gpu.Kernels;
+using Xception.Gpu.Kernels.Cpu;
 
 namespace Xception.Gpu.Ops;
 
@@ -36,9 +37,17 @@ public sealed class BatchNorm
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>> backwardInput;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ArrayView<float>> backwardFrozen;
 
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<float>>? cpuNormalize;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<float>>? cpuBackward;
+
     BatchNorm(Device d)
     {
         this.d = d;
+        if (!d.UsesGpuKernels)
+        {
+            cpuNormalize = d.Load("batchnorm.cpu_simd.normalize", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<float>>(ElementwiseCpuKernels.Normalize));
+            cpuBackward = d.Load("batchnorm.cpu_simd.backward", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<float>>(ElementwiseCpuKernels.NormalizeBackward));
+        }
         sqdevPartials = d.Load("batchnorm.sqdev_partials", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<float>>(BatchNormKernels.SquaredDeviationPartials));
         statistics = d.Load("batchnorm.statistics", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, float, float, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(BatchNormKernels.Statistics));
         inverseStd = d.Load("batchnorm.inverse_std", a => a.LoadStreamKernel<ArrayView<float>, int, float, ArrayView<float>>(BatchNormKernels.InverseStd));
@@ -81,6 +90,14 @@ public sealed class BatchNorm
         int statRows = sync?.GlobalRows ?? rows;
         red.SumColumns(x.View, rows, c, 0f, sum);
         sync?.AllReduceSum(sum);
+        if (red.HasCpuColumnSums)
+        {
+            red.ColumnSums(x.View, x.View, sum, sum, rows, c, statRows, ColumnSum.SquaredDeviation, 0f, sqdev);
+            sync?.AllReduceSum(sqdev);
+            statistics(d.GridFor(c), sum, sqdev, statRows, c, epsilon, momentum, mean.View, invstd.View, p.MovingMean.View, p.MovingVar.View);
+            Normalize(x, mean.View, invstd.View, p, y);
+            return;
+        }
         var (chunkRows, chunks) = red.Chunking(rows, c);
         var partial = d.Scratch(ScratchSlot.RowPartials, (long)chunks * c);
         sqdevPartials(d.GridFor((long)chunks * c), x.View, sum, rows, c, chunkRows, statRows, partial);
@@ -99,7 +116,14 @@ public sealed class BatchNorm
         int c = x.Shape[-1];
         var invstd = d.Scratch(ScratchSlot.Statistics, c);
         inverseStd(d.GridFor(c), p.MovingVar.View, c, epsilon, invstd);
-        normalize(d.GridFor(x.Length), x.View, p.MovingMean.View, invstd, p.Gamma.View, p.Beta.View, x.Shape.Rows, c, y.View);
+        Normalize(x, p.MovingMean.View, invstd, p, y);
+    }
+
+    void Normalize(Tensor<float> x, ArrayView<float> mean, ArrayView<float> invstd, BatchNormParams p, Tensor<float> y)
+    {
+        int rows = x.Shape.Rows, c = x.Shape[-1];
+        if (cpuNormalize is not null) cpuNormalize(d.CpuWorkers, x.View, mean, invstd, p.Gamma.View, p.Beta.View, rows, c, 0, d.CpuCores, y.View);
+        else normalize(d.GridFor(x.Length), x.View, mean, invstd, p.Gamma.View, p.Beta.View, rows, c, y.View);
     }
 
     /// <summary>Training backward: dx, dgamma = sum dy * xhat, dbeta = sum dy, from the saved statistics.</summary>
@@ -114,17 +138,41 @@ public sealed class BatchNorm
         foreach (var (n, t) in new[] { ("gamma", gamma), ("saved mean", mean), ("saved 1/std", invstd), ("dgamma", dgamma), ("dbeta", dbeta) })
             Expect.Dims(Name, n, t, c);
         var red = Reductions.On(d);
-        var (chunkRows, chunks) = red.Chunking(rows, c);
-        var partial = d.Scratch(ScratchSlot.RowPartials, (long)chunks * 2 * c);
-        backwardPartials(d.GridFor((long)chunks * c), dy.View, x.View, mean.View, invstd.View, rows, c, chunkRows, partial);
         var sums = d.Scratch(ScratchSlot.Statistics, 2L * c);
-        red.SumRows(partial, chunks, 2 * c, 0f, sums);
+        BackwardSums(dy, x, mean.View, invstd.View, sums);
         // dgamma and dbeta are this replica's share; the gradient all-reduce adds the shares. dx needs the
         // global sums, since every row's normalization depends on the whole batch's statistics.
         sums.SubView(0, c).CopyTo(dbeta.View);
         sums.SubView(c, c).CopyTo(dgamma.View);
         sync?.AllReduceSum(sums);
-        backwardInput(d.GridFor(x.Length), dy.View, x.View, mean.View, invstd.View, gamma.View, sums, rows, c, sync?.GlobalRows ?? rows, dx.View);
+        if (cpuBackward is not null)
+            cpuBackward(d.CpuWorkers, dy.View, x.View, mean.View, invstd.View, gamma.View, sums, rows, c, sync?.GlobalRows ?? rows, d.CpuCores, dx.View);
+        else backwardInput(d.GridFor(x.Length), dy.View, x.View, mean.View, invstd.View, gamma.View, sums, rows, c, sync?.GlobalRows ?? rows, dx.View);
+    }
+
+    /// <summary>sums[0, c) = column sums of dy (dbeta), sums[c, 2c) = of dy * (x - mean) * invstd (dgamma).</summary>
+    void BackwardSums(Tensor<float> dy, Tensor<float> x, ArrayView<float> mean, ArrayView<float> invstd, ArrayView<float> sums)
+    {
+        int rows = x.Shape.Rows, c = x.Shape[-1];
+        var red = Reductions.On(d);
+        if (red.HasCpuColumnSums)
+        {
+            red.ColumnSums(dy.View, x.View, mean, invstd, rows, c, rows, ColumnSum.NormalizedProducts, 0f, sums);
+            return;
+        }
+        var (chunkRows, chunks) = red.Chunking(rows, c);
+        var partial = d.Scratch(ScratchSlot.RowPartials, (long)chunks * 2 * c);
+        backwardPartials(d.GridFor((long)chunks * c), dy.View, x.View, mean, invstd, rows, c, chunkRows, partial);
+        red.SumRows(partial, chunks, 2 * c, 0f, sums);
+    }
+
+    /// <summary>dx = dy * gamma * invstd (statistics held fixed).</summary>
+    void BackwardFrozen(Tensor<float> dy, ArrayView<float> invstd, ArrayView<float> gamma, Tensor<float> dx)
+    {
+        int rows = dy.Shape.Rows, c = dy.Shape[-1];
+        if (cpuBackward is not null)
+            cpuBackward(d.CpuWorkers, dy.View, dy.View, invstd, invstd, gamma, invstd, rows, c, 0, d.CpuCores, dx.View);
+        else backwardFrozen(d.GridFor(dy.Length), dy.View, invstd, gamma, rows, c, dx.View);
     }
 
     /// <summary>
@@ -144,11 +192,8 @@ public sealed class BatchNorm
         var sums = d.Scratch(ScratchSlot.Statistics, 3L * c);
         var invstd = sums.SubView(2L * c, c);
         inverseStd(d.GridFor(c), p.MovingVar.View, c, epsilon, invstd);
-        var (chunkRows, chunks) = red.Chunking(rows, c);
-        var partial = d.Scratch(ScratchSlot.RowPartials, (long)chunks * 2 * c);
-        backwardPartials(d.GridFor((long)chunks * c), dy.View, x.View, p.MovingMean.View, invstd, rows, c, chunkRows, partial);
-        red.SumRows(partial, chunks, 2 * c, 0f, sums.SubView(0, 2L * c));
-        backwardFrozen(d.GridFor(x.Length), dy.View, invstd, p.Gamma.View, rows, c, dx.View);
+        BackwardSums(dy, x, p.MovingMean.View, invstd, sums.SubView(0, 2L * c));
+        BackwardFrozen(dy, invstd, p.Gamma.View, dx);
         sums.SubView(0, c).CopyTo(dbeta.View);
         sums.SubView(c, c).CopyTo(dgamma.View);
     }
@@ -165,7 +210,7 @@ public sealed class BatchNorm
         int c = dy.Shape[-1];
         var invstd = d.Scratch(ScratchSlot.Statistics, c);
         inverseStd(d.GridFor(c), p.MovingVar.View, c, epsilon, invstd);
-        backwardFrozen(d.GridFor(dy.Length), dy.View, invstd, p.Gamma.View, dy.Shape.Rows, c, dx.View);
+        BackwardFrozen(dy, invstd, p.Gamma.View, dx);
     }
 
     /// <summary>Float64 reference over x seen as [rows, C].</summary>

@@ -16,11 +16,19 @@ public sealed class MaxPool
     readonly Action<KernelConfig, ArrayView<float>, ConvShape, int, ArrayView<float>, ArrayView<int>> forward;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<int>, ConvShape, ArrayView<float>> backward;
     readonly ArrayView<int> noArgmax;
+    /// <summary>The CPU accelerator's variants (bands of rows per core; inference's forward vectorized), or null.</summary>
+    readonly Action<KernelConfig, ArrayView<float>, ConvShape, int, int, ArrayView<float>, ArrayView<int>>? cpuForward;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<int>, ConvShape, int, ArrayView<float>>? cpuBackward;
 
     MaxPool(Device d)
     {
         this.d = d;
         noArgmax = d.Accelerator.Allocate1D<int>(1).View; // freed with the accelerator
+        if (!d.UsesGpuKernels)
+        {
+            cpuForward = d.Load("maxpool.cpu_simd.forward", a => a.LoadStreamKernel<ArrayView<float>, ConvShape, int, int, ArrayView<float>, ArrayView<int>>(Kernels.Cpu.ElementwiseCpuKernels.MaxPool));
+            cpuBackward = d.Load("maxpool.cpu_simd.backward", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ConvShape, int, ArrayView<float>>(Kernels.Cpu.ElementwiseCpuKernels.MaxPoolBackward));
+        }
         forward = d.Load("maxpool.forward", a => a.LoadStreamKernel<ArrayView<float>, ConvShape, int, ArrayView<float>, ArrayView<int>>(MaxPoolKernels.Forward));
         backward = d.Load("maxpool.backward", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ConvShape, ArrayView<float>>(MaxPoolKernels.Backward));
     }
@@ -49,7 +57,8 @@ public sealed class MaxPool
         Expect.Dims(Name, "output", y, s.OutputShape());
         if (argmax is not null) Expect.Dims(Name, "argmax", argmax, s.OutputShape());
         var am = argmax?.View ?? noArgmax;
-        forward(d.GridFor(s.OutputLength), x.View, s, argmax is null ? 0 : 1, y.View, am);
+        if (cpuForward is not null) cpuForward(d.CpuWorkers, x.View, s, argmax is null ? 0 : 1, d.CpuCores, y.View, am);
+        else forward(d.GridFor(s.OutputLength), x.View, s, argmax is null ? 0 : 1, y.View, am);
     }
 
     public void Backward(Tensor<float> dy, Tensor<int> argmax, int kernel, int stride, Padding padding, Tensor<float> dx) =>
@@ -62,7 +71,8 @@ public sealed class MaxPool
         Expect.Dims(Name, "input gradient", dx, s.InputShape());
         Expect.Dims(Name, "output gradient", dy, s.OutputShape());
         Expect.Dims(Name, "argmax", argmax, s.OutputShape());
-        backward(d.GridFor(s.InputLength), dy.View, argmax.View, s, dx.View);
+        if (cpuBackward is not null) cpuBackward(d.CpuWorkers, dy.View, argmax.View, s, d.CpuCores, dx.View);
+        else backward(d.GridFor(s.InputLength), dy.View, argmax.View, s, dx.View);
     }
 
     /// <summary>Float64 reference; the first maximum in row-major window order wins ties.</summary>

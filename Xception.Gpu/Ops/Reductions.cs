@@ -2,6 +2,7 @@ using ILGPU;
 using ILGPU.Runtime;
 using Device = Xception.Gpu.Runtime.Device;
 using Xception.Gpu.Kernels;
+using Xception.Gpu.Kernels.Cpu;
 
 namespace Xception.Gpu.Ops;
 
@@ -15,9 +16,17 @@ public sealed class Reductions
     readonly Action<KernelConfig, ArrayView<float>, int, int, float, ArrayView<float>> sumRows;
     readonly Action<KernelConfig, ArrayView<float>, int, int, int, ArrayView<float>> partials;
 
+    readonly Action<KernelConfig, ArrayView<float>, int, int, float, int, ArrayView<float>>? cpuSumRows;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, ArrayView<float>>? cpuColumns;
+
     Reductions(Device d)
     {
         this.d = d;
+        if (!d.UsesGpuKernels)
+        {
+            cpuSumRows = d.Load("reduce.cpu_simd.sum_rows", a => a.LoadStreamKernel<ArrayView<float>, int, int, float, int, ArrayView<float>>(ElementwiseCpuKernels.SumRows));
+            cpuColumns = d.Load("reduce.cpu_simd.column_partials", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, ArrayView<float>>(ElementwiseCpuKernels.ColumnPartials));
+        }
         sumRows = d.Load("reduce.sum_rows", a => a.LoadStreamKernel<ArrayView<float>, int, int, float, ArrayView<float>>(ReduceKernels.SumRows));
         partials = d.Load("reduce.column_partials", a => a.LoadStreamKernel<ArrayView<float>, int, int, int, ArrayView<float>>(ColumnSumKernels.Partials));
     }
@@ -25,8 +34,28 @@ public sealed class Reductions
     public static Reductions On(Device d) => d.Op(x => new Reductions(x));
 
     /// <summary>output[l] = sum over r of partial[r, l] + beta * output[l].</summary>
-    public void SumRows(ArrayView<float> partial, int rows, int length, float beta, ArrayView<float> output) =>
-        sumRows(d.GridFor(length), partial, rows, length, beta, output);
+    public void SumRows(ArrayView<float> partial, int rows, int length, float beta, ArrayView<float> output)
+    {
+        if (cpuSumRows is not null) cpuSumRows(d.CpuWorkers, partial, rows, length, beta, d.CpuCores, output);
+        else sumRows(d.GridFor(length), partial, rows, length, beta, output);
+    }
+
+    /// <summary>True on the CPU accelerator, whose column sums take one band of rows per core (<see cref="ColumnSums"/>).</summary>
+    internal bool HasCpuColumnSums => cpuColumns is not null;
+
+    /// <summary>
+    /// CPU accelerator only: per-channel sums over the rows of a [rows, cols] (see <see cref="ColumnSum"/> for what
+    /// is summed; b, p and q as it says, unused ones may be any view), one partial row per core added in order into
+    /// output (+ beta * output). NormalizedProducts writes 2 cols values.
+    /// </summary>
+    internal void ColumnSums(ArrayView<float> a, ArrayView<float> b, ArrayView<float> p, ArrayView<float> q, int rows, int cols,
+        int statRows, ColumnSum kind, float beta, ArrayView<float> output)
+    {
+        int width = kind == ColumnSum.NormalizedProducts ? 2 * cols : cols;
+        var partial = d.Scratch(ScratchSlot.RowPartials, (long)d.CpuCores * width);
+        cpuColumns!(d.CpuWorkers, a, b, p, q, rows, cols, statRows, (int)kind, d.CpuCores, partial);
+        SumRows(partial, d.CpuCores, width, beta, output);
+    }
 
     /// <summary>
     /// How to cut <paramref name="rows"/> rows into chunks so that chunks x <paramref name="cols"/> threads
@@ -56,6 +85,11 @@ public sealed class Reductions
     /// <summary>output[c] = sum over rows of x[r, c] + beta * output[c], with x seen as [rows, cols].</summary>
     public void SumColumns(ArrayView<float> x, int rows, int cols, float beta, ArrayView<float> output)
     {
+        if (HasCpuColumnSums)
+        {
+            ColumnSums(x, x, x, x, rows, cols, 0, ColumnSum.Plain, beta, output);
+            return;
+        }
         var (chunkRows, chunks) = Chunking(rows, cols);
         var p = d.Scratch(ScratchSlot.RowPartials, (long)chunks * cols);
         partials(d.GridFor((long)chunks * cols), x, rows, cols, chunkRows, p);

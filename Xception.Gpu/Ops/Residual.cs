@@ -31,7 +31,8 @@ public sealed class Residual
         Expect.Device(Name, d, ("first input", a), ("second input", b), ("output", y));
         Expect.SameShape(Name, "second input", b, "first input", a);
         Expect.SameShape(Name, "output", y, "first input", a);
-        add(d.GridFor(a.Length), a.View, b.View, a.Length, y.View);
+        if (CpuMap.On(d) is { } cpu) cpu.Run(Kernels.Cpu.MapOp.Add, a.View, b.View, a.Length, y.View);
+        else add(d.GridFor(a.Length), a.View, b.View, a.Length, y.View);
     }
 
     /// <summary>acc += g.</summary>
@@ -39,6 +40,7 @@ public sealed class Residual
     {
         Expect.Device(Name, d, ("gradient", g), ("accumulator", acc));
         Expect.SameShape(Name, "gradient", g, "accumulator", acc);
-        accumulate(d.GridFor(g.Length), g.View, g.Length, acc.View);
+        if (CpuMap.On(d) is { } cpu) cpu.Run(Kernels.Cpu.MapOp.Add, acc.View, g.View, g.Length, acc.View);
+        else accumulate(d.GridFor(g.Length), g.View, g.Length, acc.View);
     }
 }
