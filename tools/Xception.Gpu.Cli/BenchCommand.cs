@@ -1,4 +1,5 @@
 using Xception.Gpu.Bench;
+using Xception.Gpu.Models;
 
 namespace Xception.Gpu.Cli;
 
@@ -11,6 +12,14 @@ static class BenchCommand
         plus the reference pointwise shape N x 28 x 28, 128 -> 128. Each row: the layer, the shape, the
         pass, milliseconds per call, GFLOP/s (a multiply-add counts 2) and GB/s of floor traffic (each
         input read once, each output written once). The device is synchronized before the clock is read.
+
+        xception bench --model xception|xception-mini [--pass inference|training|both] [--device D] [--batch N]
+                       [--image-size S] [--min-seconds T]
+
+        The whole model: images per second and milliseconds per batch for inference (forward, batch norm
+        with its moving statistics) and for a training step (forward, loss, backward, SGD update), and the
+        rate of the forward's multiply-adds (a training step counts three times the forward's). On the CPU
+        the instruction-set path of the micro-kernels is printed too (avx512, avx2 or portable).
 
         xception bench --devices L [--model xception-mini|xception] [--batch B] [--image-size S]
                        [--steps N] [--cpu-threads T] [--sync-bn]
@@ -27,7 +36,8 @@ static class BenchCommand
         Value("image-size", "S", "input size S x S (default 299; with --devices and xception-mini: 32)"),
         Flag("backward", "also time the backward kernels"),
         Value("min-seconds", "T", "time each row for at least this long (default 0.5)"),
-        Choice("model", ["xception-mini", "xception"], "with --devices: the model to train (default xception-mini)"),
+        Choice("model", ["xception-mini", "xception"], "the whole model to time (with --devices: the model to train; default xception-mini)"),
+        Choice("pass", ["inference", "training", "both"], "with --model: which whole-model pass to time (default both)"),
         Value("steps", "N", "with --devices: training steps timed per row (default 5)"),
         ReplicaOptions.Declare(),
     };
@@ -35,6 +45,7 @@ static class BenchCommand
     static int Run(Args a)
     {
         if (a.String("devices") is not null) return ScalingBench.Run(a);
+        if (a.String("model") is not null) return RunModel(a);
         var opName = a.String("op", "all").ToLowerInvariant();
         BenchOp[] ops = opName switch
         {
@@ -57,6 +68,35 @@ static class BenchCommand
             foreach (var r in bench.Run(s, a.Flag("backward")))
                 Console.WriteLine($"{Name(s.Op),-10} {s.Layer,-34} {s.ToString(),-24} {r.Pass,-16} {r.Seconds * 1e3,10:F3} " +
                                   $"{(r.Flops > 0 ? r.GflopPerSecond.ToString("F2") : "-"),9} {r.GBPerSecond,8:F2}");
+        return 0;
+    }
+
+    static int RunModel(Args a)
+    {
+        if (a.String("op") is not null) throw new UsageException("--op times kernels and --model the whole model; give one of them");
+        string modelName = a.String("model")!.ToLowerInvariant();
+        int batch = a.Int("batch", 8, 1, 4096);
+        var config = modelName == "xception-mini"
+            ? XceptionConfig.Mini(a.Int("image-size", 32, 16, 4096), 3, 10)
+            : new XceptionConfig { ImageSize = a.Int("image-size", 299, 71, 4096) };
+        double minSeconds = a.Double("min-seconds", 3, 0, 3600);
+        string passName = a.String("pass", "both").ToLowerInvariant();
+        ModelPass[] passes = passName switch
+        {
+            "inference" => [ModelPass.Inference],
+            "training" => [ModelPass.Training],
+            "both" => [ModelPass.Inference, ModelPass.Training],
+            _ => throw new UsageException($"--pass must be inference, training or both, got '{passName}'"),
+        };
+        using var device = Device.Open(a.String("device", "auto"));
+        string simd = device.IsCpu ? $"; SIMD {Xception.Gpu.Kernels.Cpu.Simd.Name}, {device.CpuCores} threads" : "";
+        Console.WriteLine($"device {device}{simd}; {modelName} {config.ImageSize}x{config.ImageSize}; batch {batch}");
+        foreach (var pass in passes)
+        {
+            var r = ModelBench.Run(device, config, batch, pass, minSeconds);
+            Console.WriteLine($"{modelName} {pass.ToString().ToLowerInvariant(),-9}  batch {batch}  {config.ImageSize}x{config.ImageSize}: " +
+                              $"{r.ImagesPerSecond:F2} img/s ({r.SecondsPerBatch * 1e3:F0} ms/batch, {r.GflopPerSecond:F1} GFLOP/s, {r.Iterations} timed)");
+        }
         return 0;
     }
 
