@@ -2,6 +2,7 @@ using ILGPU;
 using ILGPU.Runtime;
 using Device = Xception.Gpu.Runtime.Device;
 using Xception.Gpu.Kernels;
+using Xception.Gpu.Kernels.Cpu;
 
 namespace Xception.Gpu.Ops;
 
@@ -22,7 +23,15 @@ public sealed class Pointwise
         this.d = d;
         gather = d.Load("pointwise.gather", a => a.LoadStreamKernel<ArrayView<float>, ConvShape, ArrayView<float>>(PointwiseKernels.Gather));
         scatter = d.Load("pointwise.scatter", a => a.LoadStreamKernel<ArrayView<float>, ConvShape, ArrayView<float>>(PointwiseKernels.Scatter));
+        if (!d.UsesGpuKernels)
+        {
+            cpuGather = d.Load("pointwise.cpu_simd.gather", a => a.LoadStreamKernel<ArrayView<float>, ConvShape, int, ArrayView<float>>(ConvCpuKernels.Gather));
+            cpuScatter = d.Load("pointwise.cpu_simd.scatter", a => a.LoadStreamKernel<ArrayView<float>, ConvShape, int, ArrayView<float>>(ConvCpuKernels.Scatter));
+        }
     }
+
+    /// <summary>The CPU accelerator's row copies for the strided case, or null.</summary>
+    readonly Action<KernelConfig, ArrayView<float>, ConvShape, int, ArrayView<float>>? cpuGather, cpuScatter;
 
     public static Pointwise On(Device d) => d.Op(x => new Pointwise(x));
 
@@ -47,7 +56,8 @@ public sealed class Pointwise
     {
         if (s.Stride == 1) return x.View;
         var sampled = d.Scratch(ScratchSlot.Strided, (long)s.OutputPixels * s.C);
-        gather(d.GridFor(sampled.Length), x.View, s, sampled);
+        if (cpuGather is not null) cpuGather(d.CpuWorkers, x.View, s, d.CpuCores, sampled);
+        else gather(d.GridFor(sampled.Length), x.View, s, sampled);
         return sampled;
     }
 
@@ -59,7 +69,8 @@ public sealed class Pointwise
         Expect.Dims(Name, "output gradient", dy, s.OutputShape());
         var target = stride > 1 ? d.Scratch(ScratchSlot.Strided, (long)s.OutputPixels * s.C) : dx.View;
         MatMul.On(d).Run(dy.View, false, w.View, true, s.OutputPixels, s.C, s.O, 0f, target);
-        if (stride > 1) scatter(d.GridFor(s.InputLength), target, s, dx.View);
+        if (stride > 1 && cpuScatter is not null) cpuScatter(d.CpuWorkers, target, s, d.CpuCores, dx.View);
+        else if (stride > 1) scatter(d.GridFor(s.InputLength), target, s, dx.View);
     }
 
     /// <summary>dW = X^T dY over the sampled pixels.</summary>

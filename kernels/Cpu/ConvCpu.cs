@@ -34,10 +34,64 @@ public static class ConvCpuKernels
         int step = Grids.Stride;
         for (int u = Grids.Start; u < units; u += step) ConvCpu.Col2ImAdd(dcol, s, row0, rows, u, units, dx);
     }
+
+    /// <summary>The strided 1x1 convolution's sampled pixels: xs[n, oy, ox] = x[n, oy * stride, ox * stride] (whole channel rows).</summary>
+    public static void Gather(
+        ArrayView<float> x,    // [N, H, W, C]
+        ConvShape s, int units,
+        ArrayView<float> xs)   // [N, OH, OW, C]
+    {
+        int step = Grids.Stride;
+        for (int u = Grids.Start; u < units; u += step) ConvCpu.Gather(x, s, u, units, xs);
+    }
+
+    /// <summary>The inverse of <see cref="Gather"/> for gradients: dx is dxs at the sampled pixels and 0 elsewhere.</summary>
+    public static void Scatter(
+        ArrayView<float> dxs,  // [N, OH, OW, C]
+        ConvShape s, int units,
+        ArrayView<float> dx)   // [N, H, W, C]
+    {
+        int step = Grids.Stride;
+        for (int u = Grids.Start; u < units; u += step) ConvCpu.Scatter(dxs, s, u, units, dx);
+    }
 }
 
 internal static unsafe class ConvCpu
 {
+    [IntrinsicImplementation, MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Gather(ArrayView<float> xv, ConvShape s, int u, int units, ArrayView<float> xsv)
+    {
+        float* x = (float*)xv.LoadEffectiveAddressAsPtr(), xs = (float*)xsv.LoadEffectiveAddressAsPtr();
+        int c = s.C;
+        DepthwiseCpu.Band(s.N * s.OH, u, units, out int r0, out int r1);
+        for (int r = r0; r < r1; r++)
+        {
+            int n = r / s.OH, oy = r - n * s.OH;
+            float* src = x + (long)(n * s.H + oy * s.Stride) * s.W * c;
+            float* dst = xs + (long)r * s.OW * c;
+            for (int ox = 0; ox < s.OW; ox++)
+                new ReadOnlySpan<float>(src + (long)ox * s.Stride * c, c).CopyTo(new Span<float>(dst + (long)ox * c, c));
+        }
+    }
+
+    [IntrinsicImplementation, MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Scatter(ArrayView<float> dxsv, ConvShape s, int u, int units, ArrayView<float> dxv)
+    {
+        float* dxs = (float*)dxsv.LoadEffectiveAddressAsPtr(), dx = (float*)dxv.LoadEffectiveAddressAsPtr();
+        int c = s.C;
+        DepthwiseCpu.Band(s.N * s.H, u, units, out int r0, out int r1);
+        for (int r = r0; r < r1; r++)
+        {
+            int n = r / s.H, iy = r - n * s.H;
+            float* dst = dx + (long)r * s.W * c;
+            new Span<float>(dst, s.W * c).Clear();
+            if (iy % s.Stride != 0 || iy / s.Stride >= s.OH) continue;
+            float* src = dxs + (long)(n * s.OH + iy / s.Stride) * s.OW * c;
+            for (int ox = 0; ox < s.OW && ox * s.Stride < s.W; ox++)
+                new ReadOnlySpan<float>(src + (long)ox * c, c).CopyTo(new Span<float>(dst + (long)ox * s.Stride * c, c));
+        }
+    }
+
     [IntrinsicImplementation, MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Im2Col(ArrayView<float> xv, ConvShape s, int row0, int rows, int u, int units, ArrayView<float> colv)
     {

@@ -322,31 +322,57 @@ internal static unsafe class ElementwiseCpu
                 default: MaxPool<V128, Vector128<float>>(x, s, u, units, y); return;
             }
         }
-        int c = s.C;
+        switch (Simd.Path)
+        {
+            case SimdPath.Avx512: MaxPoolArgmax<V512, Vector512<float>>(x, s, u, units, y, am); return;
+            case SimdPath.Avx2: MaxPoolArgmax<V256, Vector256<float>>(x, s, u, units, y, am); return;
+            default: MaxPoolArgmax<V128, Vector128<float>>(x, s, u, units, y, am); return;
+        }
+    }
+
+    /// <summary>
+    /// Training's max pooling: maxima and the input index of each window's first maximum, vectorized over channels
+    /// (indices ride in the float lanes as int bits). The first tap in the window seeds both, later taps replace
+    /// them only when strictly greater: the scalar kernel's tie rule.
+    /// </summary>
+    static void MaxPoolArgmax<T, V>(float* x, ConvShape s, int u, int units, float* y, int* am) where T : struct, IVec<V> where V : struct
+    {
+        int c = s.C, w = T.Width, cv = c - c % w;
         DepthwiseCpu.Band(s.N * s.OH, u, units, out int r0, out int r1);
         for (int r = r0; r < r1; r++)
         {
             int n = r / s.OH, oy = r - n * s.OH;
+            int ky0 = Math.Max(0, s.PadTop - oy * s.Stride), ky1 = Math.Min(s.KH, s.H + s.PadTop - oy * s.Stride);
             for (int ox = 0; ox < s.OW; ox++)
             {
+                int ix0 = ox * s.Stride - s.PadLeft;
+                int kx0 = Math.Max(0, -ix0), kx1 = Math.Min(s.KW, s.W - ix0);
                 long o = ((long)r * s.OW + ox) * c;
-                for (int ch = 0; ch < c; ch++)
+                int first = ((n * s.H + oy * s.Stride + ky0 - s.PadTop) * s.W + ix0 + kx0) * c;
+                for (int ch = 0; ch < cv; ch += w)
                 {
-                    float best = float.NegativeInfinity;
-                    int at = -1;
-                    for (int ky = 0; ky < s.KH; ky++)
-                    {
-                        int iy = oy * s.Stride + ky - s.PadTop;
-                        if (iy < 0 || iy >= s.H) continue;
-                        for (int kx = 0; kx < s.KW; kx++)
+                    V best = T.Load(x + first + ch), at = T.IntLanes(first + ch);
+                    for (int ky = ky0; ky < ky1; ky++)
+                        for (int kx = kx0; kx < kx1; kx++)
                         {
-                            int ix = ox * s.Stride + kx - s.PadLeft;
-                            if (ix < 0 || ix >= s.W) continue;
-                            int i = ((n * s.H + iy) * s.W + ix) * c + ch;
-                            float v = x[i];
-                            if (at < 0 || v > best) { best = v; at = i; }
+                            int i = ((n * s.H + oy * s.Stride + ky - s.PadTop) * s.W + ix0 + kx) * c + ch;
+                            V v = T.Load(x + i);
+                            at = T.WhereGreater(v, best, T.IntLanes(i), at);
+                            best = T.WhereGreater(v, best, v, best);
                         }
-                    }
+                    T.Store(y + o + ch, best);
+                    T.Store((float*)(am + o + ch), at);
+                }
+                for (int ch = cv; ch < c; ch++)
+                {
+                    float best = x[first + ch];
+                    int at = first + ch;
+                    for (int ky = ky0; ky < ky1; ky++)
+                        for (int kx = kx0; kx < kx1; kx++)
+                        {
+                            int i = ((n * s.H + oy * s.Stride + ky - s.PadTop) * s.W + ix0 + kx) * c + ch;
+                            if (x[i] > best) { best = x[i]; at = i; }
+                        }
                     y[o + ch] = best;
                     am[o + ch] = at;
                 }
