@@ -74,7 +74,8 @@ public sealed class MatMul
     }
 
     /// <summary>
-    /// The CPU accelerator's GEMM: pack B (a launch over its panels), then one unit of C per core. Rows of C
+    /// The CPU accelerator's GEMM: pack B where it is not already in panels (a launch over its panels), then one
+    /// unit of C per core. Rows of C
     /// are split among the cores where there are enough of them, then panels of columns, and K only for a small
     /// C with a long K (weight gradients of small layers); K slices go to scratch and are added in order.
     /// </summary>
@@ -83,10 +84,23 @@ public sealed class MatMul
     {
         var plan = CpuPlan(m, n, k, d.CpuCores);
         int panels = (n + plan.PanelWidth - 1) / plan.PanelWidth;
-        var packed = d.Scratch(ScratchSlot.GemmPacked, (long)panels * k * plan.PanelWidth);
-        packB!(new KernelConfig(Math.Min(panels, d.CpuCores), 1), b, bRow, bCol, plan, packed);
+        var panelSource = b;
+        if (bCol == 1 && n % plan.PanelWidth == 0)
+        {
+            // Row-major B with whole panels is read in place: packing it would cost as much as a weight gradient's
+            // multiply (B there is the output gradient, as large as the product's input).
+            plan.Packed = 0;
+            plan.PanelRowStride = bRow;
+        }
+        else
+        {
+            plan.Packed = 1;
+            plan.PanelRowStride = plan.PanelWidth;
+            panelSource = d.Scratch(ScratchSlot.GemmPacked, (long)panels * k * plan.PanelWidth);
+            packB!(new KernelConfig(Math.Min(panels, d.CpuCores), 1), b, bRow, bCol, plan, panelSource);
+        }
         var target = plan.KSlices == 1 ? c : d.Scratch(ScratchSlot.GemmPartials, (long)plan.KSlices * m * n);
-        multiply!(d.CpuWorkers, a, aRow, aCol, packed, plan, beta, target);
+        multiply!(d.CpuWorkers, a, aRow, aCol, panelSource, plan, beta, target);
         if (plan.KSlices > 1) Reductions.On(d).SumRows(target, plan.KSlices, m * n, beta, c);
     }
 

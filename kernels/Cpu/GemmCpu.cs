@@ -17,8 +17,15 @@ public struct GemmCpuPlan
     /// <summary>Rows of C per unit (a multiple of <see cref="GemmCpuKernels.Rows"/>), panels of B per unit, K per slice.</summary>
     public int UnitRows, UnitPanels, KChunk;
     public int RowUnits, ColUnits, KSlices;
-    /// <summary>Floats per packed panel: <see cref="GemmCpuKernels.PanelWidth"/> x K.</summary>
+    /// <summary>Columns per panel: <see cref="GemmCpuKernels.PanelWidth"/>.</summary>
     public int PanelWidth;
+    /// <summary>
+    /// Floats from one k to the next inside a panel: PanelWidth when B was packed, B's row stride when B is read in
+    /// place (row-major B whose N is a whole number of panels needs no packing: its panels are already k-major).
+    /// </summary>
+    public int PanelRowStride;
+    /// <summary>1 when B was packed ([panels, K, NR]); 0 when the panels are read from B itself.</summary>
+    public int Packed;
 
     public readonly int Units => RowUnits * ColUnits * KSlices;
 }
@@ -57,10 +64,10 @@ public static class GemmCpuKernels
             GemmCpu.PackPanel(b, bRow, bCol, plan, p, packed);
     }
 
-    /// <summary>One worker's units of C (or of the K-slice partials) from A and the packed B.</summary>
+    /// <summary>One worker's units of C (or of the K-slice partials) from A and B's panels (packed, or B itself).</summary>
     public static void Multiply(
         ArrayView<float> a, int aRow, int aCol,  // A [M, K]
-        ArrayView<float> packed,                 // [panels, K, NR]
+        ArrayView<float> packed,                 // [panels, K, NR], or B [K, N] when not packed
         GemmCpuPlan plan, float beta,
         ArrayView<float> c)                      // C [M, N], or [KSlices, M, N] partials
     {
@@ -151,10 +158,10 @@ internal static unsafe class GemmCpu
                 int ie = Math.Min(i1, ib + MBlock);
                 for (int p = p0; p < p1; p++)
                 {
-                    float* bp = packed + ((long)p * k + kb) * nr;
+                    float* bp = plan.Packed != 0 ? packed + ((long)p * k + kb) * nr : packed + (long)kb * plan.PanelRowStride + (long)p * nr;
                     int j0 = p * nr, cols = Math.Min(nr, n - j0);
                     for (int i = ib; i < ie; i += Rows)
-                        Tile<T, V>(a + i * aRow + kb * aCol, aRow, aCol, bp, kc, c + (long)i * n + j0, n,
+                        Tile<T, V>(a + i * aRow + kb * aCol, aRow, aCol, bp, plan.PanelRowStride, kc, c + (long)i * n + j0, n,
                             Math.Min(Rows, ie - i), cols, bk, edge);
                 }
             }
@@ -167,7 +174,7 @@ internal static unsafe class GemmCpu
     /// holds a 6 x 2-vector tile for the edges.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Tile<T, V>(float* a, long aRow, long aCol, float* b, int kc, float* c, int ldc, int rows, int cols, float beta, float* edge)
+    static void Tile<T, V>(float* a, long aRow, long aCol, float* b, long ldb, int kc, float* c, int ldc, int rows, int cols, float beta, float* edge)
         where T : struct, IVec<V> where V : struct
     {
         int w = T.Width;
@@ -191,7 +198,7 @@ internal static unsafe class GemmCpu
             s = T.Splat(a[o5]);
             c50 = T.Fma(s, b0, c50); c51 = T.Fma(s, b1, c51);
             a += aCol;
-            b += 2 * w;
+            b += ldb;
         }
         if (rows == Rows && cols == 2 * w)
         {
