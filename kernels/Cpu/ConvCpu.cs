@@ -135,6 +135,7 @@ internal static unsafe class ConvCpu
     /// Each unit owns a band of the input rows that the chunk's output rows touch and gathers into them, so no
     /// two units write one pixel.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Col2ImAdd<T, V>(float* dcol, ConvShape s, int row0, int rows, int u, int units, float* dx)
         where T : struct, IVec<V> where V : struct
     {

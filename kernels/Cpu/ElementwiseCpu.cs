@@ -115,6 +115,7 @@ internal static unsafe class ElementwiseCpu
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Map<T, V>(float* a, float* b, int i0, int i1, MapOp op, float* y) where T : struct, IVec<V> where V : struct
     {
         int w = T.Width, i = i0, iv = i0 + (i1 - i0) / w * w;
@@ -153,6 +154,7 @@ internal static unsafe class ElementwiseCpu
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Affine<T, V>(float* x, float* mean, float* scale, float* beta, int r0, int r1, int cols, bool relu, float* y)
         where T : struct, IVec<V> where V : struct
     {
@@ -205,6 +207,7 @@ internal static unsafe class ElementwiseCpu
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Backward<T, V>(float* dy, float* x, float* mean, float* k, int r0, int r1, int cols, float* dx)
         where T : struct, IVec<V> where V : struct
     {
@@ -255,6 +258,7 @@ internal static unsafe class ElementwiseCpu
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Columns<T, V>(float* a, float* b, float* m, float* q, int r0, int r1, int cols, ColumnSum kind, float* o)
         where T : struct, IVec<V> where V : struct
     {
@@ -335,6 +339,7 @@ internal static unsafe class ElementwiseCpu
     /// (indices ride in the float lanes as int bits). The first tap in the window seeds both, later taps replace
     /// them only when strictly greater: the scalar kernel's tie rule.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void MaxPoolArgmax<T, V>(float* x, ConvShape s, int u, int units, float* y, int* am) where T : struct, IVec<V> where V : struct
     {
         int c = s.C, w = T.Width, cv = c - c % w;
@@ -381,6 +386,7 @@ internal static unsafe class ElementwiseCpu
     }
 
     /// <summary>Inference's max pooling: window maxima, vectorized over channels (no argmax).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void MaxPool<T, V>(float* x, ConvShape s, int u, int units, float* y) where T : struct, IVec<V> where V : struct
     {
         int c = s.C, w = T.Width, cv = c - c % w;

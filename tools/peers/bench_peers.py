@@ -8,13 +8,17 @@
                    through OnnxRunner/ (a .NET console program on the Microsoft.ML.OnnxRuntime package).
 
 Both run with the same intra-op thread count (--threads) and one inter-op thread, on random inputs in
-Keras' 'tf' preprocessing range [-1, 1]. Each measurement runs --warmup untimed iterations, then
+Keras' 'tf' preprocessing range [-1, 1]. PyTorch runs channels-last (NHWC) and, where libjemalloc.so.2 is
+installed, on jemalloc keeping freed pages (glibc's malloc hands every block over 32 MB back to the
+kernel, and page-faulting the activations in again dominates a 299x299 batch); --memory-format and
+--allocator choose otherwise. ONNX Runtime keeps its own memory arena. Each measurement runs --warmup untimed iterations, then
 --steps timed iterations, or, without --steps, at least 3 and at least --seconds seconds' worth.
 
   python3 tools/peers/bench_peers.py --onnx m.onnx --batch 8 --threads 2
 """
 
 import argparse
+import importlib.util
 import os
 import platform
 import shutil
@@ -26,15 +30,58 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RUNNER_DIR = os.path.join(HERE, "OnnxRunner")
 RUNNER_DLL = os.path.join(RUNNER_DIR, "bin", "Release", "net10.0", "onnx-runner.dll")
 
+SYSTEM_PYTHON = "/usr/bin/python3"
+# jemalloc that keeps freed pages: glibc's malloc returns every block over 32 MB to the kernel at free(),
+# so each of PyTorch's large activations is page-faulted in again on every iteration.
+JEMALLOC_CONF = "dirty_decay_ms:-1,muzzy_decay_ms:-1"
+
+
+def _argv_value(name):
+    for i, a in enumerate(sys.argv):
+        if a == name and i + 1 < len(sys.argv):
+            return sys.argv[i + 1]
+        if a.startswith(name + "="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def _find_jemalloc():
+    for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib"):
+        lib = os.path.join(d, "libjemalloc.so.2")
+        if os.path.exists(lib):
+            return lib
+    return None
+
+
+def _start_again():
+    """Runs the script once more with the allocator chosen (LD_PRELOAD acts only at a process' start) and,
+    when this python3 lacks torch, with Debian's /usr/bin/python3, which python3-torch installs for."""
+    if os.environ.get("BENCH_PEERS_ALLOCATOR"):
+        return
+    choice = _argv_value("--allocator") or "auto"
+    env = dict(os.environ)
+    env["BENCH_PEERS_LD_PRELOAD"] = env.get("LD_PRELOAD", "")
+    env["BENCH_PEERS_MALLOC_CONF"] = env.get("MALLOC_CONF", "")
+    lib = _find_jemalloc() if choice in ("auto", "jemalloc") else None
+    if lib:
+        env["LD_PRELOAD"] = lib + (":" + env["LD_PRELOAD"] if env.get("LD_PRELOAD") else "")
+        env["MALLOC_CONF"] = env.get("MALLOC_CONF") or JEMALLOC_CONF
+        env["BENCH_PEERS_ALLOCATOR"] = f"jemalloc ({lib}, MALLOC_CONF={env['MALLOC_CONF']})"
+    elif choice == "jemalloc":
+        sys.exit("bench_peers: --allocator jemalloc: libjemalloc.so.2 not found (apt-get install libjemalloc2)")
+    else:
+        env["BENCH_PEERS_ALLOCATOR"] = "glibc malloc" + (
+            " (libjemalloc.so.2 not found: apt-get install libjemalloc2)" if choice == "auto" else "")
+    python = sys.executable
+    if importlib.util.find_spec("torch") is None and os.path.exists(SYSTEM_PYTHON):
+        python = SYSTEM_PYTHON
+    os.execve(python, [python] + sys.argv, env)
+
+
+_start_again()
 try:
     import torch
 except ImportError:
-    # Debian's python3-torch installs for the system interpreter; another python3 first on PATH lacks it.
-    system_python = "/usr/bin/python3"
-    if os.path.realpath(sys.executable) != os.path.realpath(system_python) and os.path.exists(system_python) \
-            and not os.environ.get("BENCH_PEERS_REEXEC"):
-        os.environ["BENCH_PEERS_REEXEC"] = "1"
-        os.execv(system_python, [system_python] + sys.argv)
     sys.exit("bench_peers: PyTorch is not installed (apt-get install python3-torch)")
 
 sys.path.insert(0, HERE)
@@ -86,9 +133,8 @@ def bench_torch(args, passes):
     torch.manual_seed(0)
     model = Xception()
     total, trainable = check_parameter_counts(model)
-    print(f"pytorch model: Keras' Xception, {total:,} parameters ({trainable:,} trainable)"
-          f"{', channels_last' if args.channels_last else ''}")
-    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    print(f"pytorch model: Keras' Xception, {total:,} parameters ({trainable:,} trainable), {args.memory_format}")
+    fmt = torch.channels_last if args.memory_format == "channels-last" else torch.contiguous_format
     model = model.to(memory_format=fmt)
     x = (torch.rand(args.batch, 3, args.image_size, args.image_size) * 2 - 1).contiguous(memory_format=fmt)
     results = []
@@ -122,6 +168,16 @@ def bench_torch(args, passes):
     return results
 
 
+def original_env():
+    """The environment without the allocator chosen for PyTorch: ONNX Runtime runs with its own arena."""
+    env = dict(os.environ)
+    for var in ("LD_PRELOAD", "MALLOC_CONF"):
+        env[var] = os.environ.get("BENCH_PEERS_" + var, "")
+        if not env[var]:
+            del env[var]
+    return env
+
+
 def runner_command(args):
     if args.runner:
         return [args.runner] if not args.runner.endswith(".dll") else ["dotnet", args.runner]
@@ -130,7 +186,7 @@ def runner_command(args):
             sys.exit("bench_peers: ONNX Runtime needs the .NET SDK (dotnet) for OnnxRunner/")
         print(f"building {os.path.relpath(RUNNER_DIR)} (dotnet build -c Release)", flush=True)
         subprocess.run(["dotnet", "build", "-c", "Release", "--nologo", "-v", "q", RUNNER_DIR], check=True,
-                       stdout=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL, env=original_env())
     return ["dotnet", RUNNER_DLL]
 
 
@@ -141,7 +197,7 @@ def bench_onnxruntime(args):
     ]
     cmd += ["--min-iters", str(args.steps), "--seconds", "0"] if args.steps is not None \
         else ["--seconds", str(args.seconds)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=original_env())
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr)
         sys.exit(f"bench_peers: the ONNX Runtime run failed (exit {proc.returncode})")
@@ -164,7 +220,11 @@ def main():
     p.add_argument("--onnx", help="an ONNX model written by 'xception export --onnx' (without it, PyTorch only)")
     p.add_argument("--pass", dest="passes", choices=["inference", "training", "both"], default="both",
                    help="inference, training (PyTorch only) or both (default)")
-    p.add_argument("--channels-last", action="store_true", help="PyTorch in channels_last memory format (NHWC)")
+    p.add_argument("--memory-format", choices=["channels-last", "nchw"], default="channels-last",
+                   help="PyTorch's activations and weights: channels-last (NHWC, default) or nchw")
+    p.add_argument("--allocator", choices=["auto", "jemalloc", "glibc"], default="auto",
+                   help="PyTorch's process: jemalloc keeping freed pages (auto: when libjemalloc.so.2 is "
+                        "installed) or glibc's malloc")
     p.add_argument("--runner", help="OnnxRunner's onnx-runner.dll or executable (default: built from OnnxRunner/)")
     args = p.parse_args()
     if args.batch < 1 or args.threads < 1 or args.image_size < 71 or (args.steps is not None and args.steps < 1):
@@ -177,6 +237,7 @@ def main():
     torch.set_num_interop_threads(1)
     print(f"cpu: {cpu_model()} ({os.cpu_count()} logical CPUs)")
     print(f"torch {torch.__version__} (python {platform.python_version()}, {torch.get_num_threads()} threads)")
+    print(f"pytorch allocator: {os.environ.get('BENCH_PEERS_ALLOCATOR', 'glibc malloc')}")
     print(f"load average before: {load_average()} (other work on the CPUs slows every peer)")
 
     lines = []
