@@ -427,7 +427,22 @@ internal static unsafe class ElementwiseCpu
     {
         float* dy = P(dyv), dx = P(dxv);
         int* am = (int*)argmaxv.LoadEffectiveAddressAsPtr();
-        int c = s.C;
+        switch (Simd.Path)
+        {
+            case SimdPath.Avx512: MaxPoolBackward<V512, Vector512<float>>(dy, am, s, u, units, dx); return;
+            case SimdPath.Avx2: MaxPoolBackward<V256, Vector256<float>>(dy, am, s, u, units, dx); return;
+            default: MaxPoolBackward<V128, Vector128<float>>(dy, am, s, u, units, dx); return;
+        }
+    }
+
+    /// <summary>
+    /// dx[i] = sum of dy over the covering windows whose argmax is i, vectorized over channels (the argmax lanes
+    /// compared as ints with the pixel's own indices); a gather per input row, so no two cores write one pixel.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void MaxPoolBackward<T, V>(float* dy, int* am, ConvShape s, int u, int units, float* dx) where T : struct, IVec<V> where V : struct
+    {
+        int c = s.C, w = T.Width, cv = c - c % w;
         DepthwiseCpu.Band(s.N * s.H, u, units, out int r0, out int r1);
         for (int r = r0; r < r1; r++)
         {
@@ -437,7 +452,18 @@ internal static unsafe class ElementwiseCpu
             {
                 s.CoveringCols(ix, out int ox0, out int ox1);
                 int t0 = (r * s.W + ix) * c;
-                for (int ch = 0; ch < c; ch++)
+                for (int ch = 0; ch < cv; ch += w)
+                {
+                    V acc = T.Zero, self = T.IntLanes(t0 + ch);
+                    for (int oy = oy0; oy <= oy1; oy++)
+                        for (int ox = ox0; ox <= ox1; ox++)
+                        {
+                            int o = ((n * s.OH + oy) * s.OW + ox) * c + ch;
+                            acc = T.Add(acc, T.WhereSameInt(T.Load((float*)(am + o)), self, T.Load(dy + o)));
+                        }
+                    T.Store(dx + t0 + ch, acc);
+                }
+                for (int ch = cv; ch < c; ch++)
                 {
                     float acc = 0f;
                     for (int oy = oy0; oy <= oy1; oy++)

@@ -50,6 +50,8 @@ public unsafe interface IVec<TV> where TV : struct
     static abstract TV WhereGreater(TV x, TV y, TV a, TV b);
     /// <summary>The int32 values start, start + 1, ... in the lanes, as bits (stored through a float* into int memory).</summary>
     static abstract TV IntLanes(int start);
+    /// <summary>a where the int32 bits of x and y are equal, else 0.</summary>
+    static abstract TV WhereSameInt(TV x, TV y, TV a);
 }
 
 public unsafe struct V512 : IVec<Vector512<float>>
@@ -68,6 +70,7 @@ public unsafe struct V512 : IVec<Vector512<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> WhereEqual(Vector512<float> x, Vector512<float> m, Vector512<float> a) => Vector512.ConditionalSelect(Vector512.Equals(x, m), a, Vector512<float>.Zero);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> WhereGreater(Vector512<float> x, Vector512<float> y, Vector512<float> a, Vector512<float> b) => Vector512.ConditionalSelect(Vector512.GreaterThan(x, y), a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> IntLanes(int start) => (Vector512.Create(start) + Vector512<int>.Indices).AsSingle();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> WhereSameInt(Vector512<float> x, Vector512<float> y, Vector512<float> a) => Vector512.ConditionalSelect(Vector512.Equals(x.AsInt32(), y.AsInt32()).AsSingle(), a, Vector512<float>.Zero);
 }
 
 public unsafe struct V256 : IVec<Vector256<float>>
@@ -86,6 +89,7 @@ public unsafe struct V256 : IVec<Vector256<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> WhereEqual(Vector256<float> x, Vector256<float> m, Vector256<float> a) => Vector256.ConditionalSelect(Vector256.Equals(x, m), a, Vector256<float>.Zero);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> WhereGreater(Vector256<float> x, Vector256<float> y, Vector256<float> a, Vector256<float> b) => Vector256.ConditionalSelect(Vector256.GreaterThan(x, y), a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> IntLanes(int start) => (Vector256.Create(start) + Vector256<int>.Indices).AsSingle();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> WhereSameInt(Vector256<float> x, Vector256<float> y, Vector256<float> a) => Vector256.ConditionalSelect(Vector256.Equals(x.AsInt32(), y.AsInt32()).AsSingle(), a, Vector256<float>.Zero);
 }
 
 public unsafe struct V128 : IVec<Vector128<float>>
@@ -106,6 +110,7 @@ public unsafe struct V128 : IVec<Vector128<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> WhereEqual(Vector128<float> x, Vector128<float> m, Vector128<float> a) => Vector128.ConditionalSelect(Vector128.Equals(x, m), a, Vector128<float>.Zero);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> WhereGreater(Vector128<float> x, Vector128<float> y, Vector128<float> a, Vector128<float> b) => Vector128.ConditionalSelect(Vector128.GreaterThan(x, y), a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> IntLanes(int start) => (Vector128.Create(start) + Vector128<int>.Indices).AsSingle();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> WhereSameInt(Vector128<float> x, Vector128<float> y, Vector128<float> a) => Vector128.ConditionalSelect(Vector128.Equals(x.AsInt32(), y.AsInt32()).AsSingle(), a, Vector128<float>.Zero);
 }
 
 /// <summary>Which vector width this process's CPU micro-kernels use, decided once by what the JIT reports.</summary>

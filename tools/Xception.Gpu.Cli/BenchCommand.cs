@@ -14,7 +14,7 @@ static class BenchCommand
         input read once, each output written once). The device is synchronized before the clock is read.
 
         xception bench --model xception|xception-mini [--pass inference|training|both] [--device D] [--batch N]
-                       [--image-size S] [--min-seconds T]
+                       [--image-size S] [--min-seconds T] [--cpu-threads T]
 
         The whole model: images per second and milliseconds per batch for inference (forward, batch norm
         with its moving statistics) and for a training step (forward, loss, backward, SGD update), and the
@@ -88,7 +88,9 @@ static class BenchCommand
             "both" => [ModelPass.Inference, ModelPass.Training],
             _ => throw new UsageException($"--pass must be inference, training or both, got '{passName}'"),
         };
-        using var device = Device.Open(a.String("device", "auto"));
+        var spec = DeviceSpec.Parse(a.String("device", "auto"));
+        int? threads = a.String("cpu-threads") is null ? null : a.Int("cpu-threads", 1, 1, Device.MaxCpuThreads);
+        using var device = Device.Open(spec, threads);
         string simd = device.IsCpu ? $"; SIMD {Xception.Gpu.Kernels.Cpu.Simd.Name}, {device.CpuCores} threads" : "";
         Console.WriteLine($"device {device}{simd}; {modelName} {config.ImageSize}x{config.ImageSize}; batch {batch}");
         foreach (var pass in passes)

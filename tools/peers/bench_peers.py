@@ -207,6 +207,30 @@ def bench_onnxruntime(args):
     return [t for t in out if t.startswith("onnxruntime-cpu")]
 
 
+def bench_xception(args, passes):
+    """This project's own figures in the same run: 'xception bench --model xception' on the CPU accelerator."""
+    cmd = args.xception.split() + [
+        "bench", "--model", "xception", "--device", "cpu", "--cpu-threads", str(args.threads),
+        "--batch", str(args.batch), "--image-size", str(args.image_size),
+        "--pass", "both" if len(passes) == 2 else next(iter(passes)), "--min-seconds", str(args.seconds),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=original_env())
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout + proc.stderr)
+        sys.exit(f"bench_peers: the xception run failed (exit {proc.returncode})")
+    out = proc.stdout.strip().splitlines()
+    for text in out:
+        print(text, flush=True)
+    return [t for t in out if t.startswith("xception ")]
+
+
+def images_per_second(lines, prefix):
+    for text in lines:
+        if text.startswith(prefix):
+            return float(text.split(": ", 1)[1].split(" img/s")[0])
+    return None
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--batch", type=int, default=8, help="images per batch (default 8)")
@@ -225,6 +249,8 @@ def main():
     p.add_argument("--allocator", choices=["auto", "jemalloc", "glibc"], default="auto",
                    help="PyTorch's process: jemalloc keeping freed pages (auto: when libjemalloc.so.2 is "
                         "installed) or glibc's malloc")
+    p.add_argument("--xception", help="the xception command to time alongside, e.g. 'dotnet "
+                   "tools/Xception.Gpu.Cli/bin/Release/net10.0/xception.dll' (default: none)")
     p.add_argument("--runner", help="OnnxRunner's onnx-runner.dll or executable (default: built from OnnxRunner/)")
     args = p.parse_args()
     if args.batch < 1 or args.threads < 1 or args.image_size < 71 or (args.steps is not None and args.steps < 1):
@@ -241,6 +267,8 @@ def main():
     print(f"load average before: {load_average()} (other work on the CPUs slows every peer)")
 
     lines = []
+    if args.xception:
+        lines += bench_xception(args, passes)
     if args.onnx and "inference" in passes:
         lines += bench_onnxruntime(args)
     lines += bench_torch(args, passes)
@@ -251,6 +279,12 @@ def main():
     print(f"summary (load average after: {load_average()})")
     for text in lines:
         print("  " + text)
+    ours = {p: images_per_second(lines, f"xception {p}") for p in ("inference", "training")}
+    peers = [("onnxruntime-cpu", "inference"), ("pytorch-cpu", "inference"), ("pytorch-cpu", "training")]
+    for peer, what in peers:
+        theirs = images_per_second(lines, f"{peer} {what}")
+        if ours.get(what) and theirs:
+            print(f"  xception / {peer} {what}: {ours[what] / theirs:.2f}x")
 
 
 if __name__ == "__main__":
