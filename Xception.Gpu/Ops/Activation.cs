@@ -22,8 +22,8 @@ public sealed class Activation
     Activation(Device d)
     {
         this.d = d;
-        reluForward = d.Load("relu.forward", a => a.LoadStreamKernel<ArrayView<float>, int, ArrayView<float>>(ActivationKernels.ReluForward));
-        reluBackward = d.Load("relu.backward", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, ArrayView<float>>(ActivationKernels.ReluBackward));
+        reluForward = d.UsesGpuKernels ? d.Load("relu.forward", a => a.LoadStreamKernel<ArrayView<float>, int, ArrayView<float>>(ActivationKernels.ReluForward)) : null!;
+        reluBackward = d.UsesGpuKernels ? d.Load("relu.backward", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, ArrayView<float>>(ActivationKernels.ReluBackward)) : null!;
         eluForward = d.Load("elu.forward", a => a.LoadStreamKernel<ArrayView<float>, float, int, ArrayView<float>>(ActivationKernels.EluForward));
         eluBackward = d.Load("elu.backward", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, float, int, ArrayView<float>>(ActivationKernels.EluBackward));
     }

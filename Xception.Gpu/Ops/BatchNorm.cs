@@ -48,13 +48,13 @@ public sealed class BatchNorm
             cpuNormalize = d.Load("batchnorm.cpu_simd.normalize", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<float>>(ElementwiseCpuKernels.Normalize));
             cpuBackward = d.Load("batchnorm.cpu_simd.backward", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<float>>(ElementwiseCpuKernels.NormalizeBackward));
         }
-        sqdevPartials = d.Load("batchnorm.sqdev_partials", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<float>>(BatchNormKernels.SquaredDeviationPartials));
+        sqdevPartials = d.UsesGpuKernels ? d.Load("batchnorm.sqdev_partials", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<float>>(BatchNormKernels.SquaredDeviationPartials)) : null!;
         statistics = d.Load("batchnorm.statistics", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, float, float, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(BatchNormKernels.Statistics));
         inverseStd = d.Load("batchnorm.inverse_std", a => a.LoadStreamKernel<ArrayView<float>, int, float, ArrayView<float>>(BatchNormKernels.InverseStd));
-        normalize = d.Load("batchnorm.normalize", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ArrayView<float>>(BatchNormKernels.Normalize));
-        backwardPartials = d.Load("batchnorm.backward_partials", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>>(BatchNormKernels.BackwardPartials));
-        backwardInput = d.Load("batchnorm.backward_input", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>>(BatchNormKernels.BackwardInput));
-        backwardFrozen = d.Load("batchnorm.backward_frozen", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ArrayView<float>>(BatchNormKernels.BackwardInputFrozen));
+        normalize = d.UsesGpuKernels ? d.Load("batchnorm.normalize", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ArrayView<float>>(BatchNormKernels.Normalize)) : null!;
+        backwardPartials = d.UsesGpuKernels ? d.Load("batchnorm.backward_partials", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>>(BatchNormKernels.BackwardPartials)) : null!;
+        backwardInput = d.UsesGpuKernels ? d.Load("batchnorm.backward_input", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<float>>(BatchNormKernels.BackwardInput)) : null!;
+        backwardFrozen = d.UsesGpuKernels ? d.Load("batchnorm.backward_frozen", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ArrayView<float>>(BatchNormKernels.BackwardInputFrozen)) : null!;
     }
 
     public static BatchNorm On(Device d) => d.Op(x => new BatchNorm(x));

@@ -25,7 +25,7 @@ public sealed class Conv2D
     /// Floats of im2col columns per chunk on the CPU: 16 MB by default, big enough for whole GEMM tiles and small
     /// beside the activations. Tests lower it to make many chunks out of small shapes.
     /// </summary>
-    internal long ColumnChunkFloats { get; set; } = 4L << 20;
+    internal long ColumnChunkFloats { get; set; } = 1L << 20;
 
     Conv2D(Device d)
     {

@@ -20,7 +20,7 @@ public sealed class MatMul
     readonly Action<KernelConfig, ArrayView<float>, int, int, ArrayView<float>, int, int, int, int, int, int, float, ArrayView<float>>? kernel;
 
     readonly Action<KernelConfig, ArrayView<float>, int, int, GemmCpuPlan, ArrayView<float>>? packB;
-    readonly Action<KernelConfig, ArrayView<float>, int, int, ArrayView<float>, GemmCpuPlan, float, ArrayView<float>>? multiply;
+    readonly Action<KernelConfig, ArrayView<float>, int, int, ArrayView<float>, ArrayView<float>, GemmCpuPlan, float, ArrayView<float>>? multiply;
 
     MatMul(Device d)
     {
@@ -30,7 +30,7 @@ public sealed class MatMul
         else
         {
             packB = d.Load("gemm.cpu_simd.pack_b", a => a.LoadStreamKernel<ArrayView<float>, int, int, GemmCpuPlan, ArrayView<float>>(GemmCpuKernels.PackB));
-            multiply = d.Load("gemm.cpu_simd.multiply", a => a.LoadStreamKernel<ArrayView<float>, int, int, ArrayView<float>, GemmCpuPlan, float, ArrayView<float>>(GemmCpuKernels.Multiply));
+            multiply = d.Load("gemm.cpu_simd.multiply", a => a.LoadStreamKernel<ArrayView<float>, int, int, ArrayView<float>, ArrayView<float>, GemmCpuPlan, float, ArrayView<float>>(GemmCpuKernels.Multiply));
         }
     }
 
@@ -74,7 +74,7 @@ public sealed class MatMul
     }
 
     /// <summary>
-    /// The CPU accelerator's GEMM: pack B where it is not already in panels (a launch over its panels), then one
+    /// The CPU accelerator's GEMM: pack the panels of B that are not already k-major (a launch over them), then one
     /// unit of C per core. Rows of C
     /// are split among the cores where there are enough of them, then panels of columns, and K only for a small
     /// C with a long K (weight gradients of small layers); K slices go to scratch and are added in order.
@@ -84,23 +84,15 @@ public sealed class MatMul
     {
         var plan = CpuPlan(m, n, k, d.CpuCores);
         int panels = (n + plan.PanelWidth - 1) / plan.PanelWidth;
-        var panelSource = b;
-        if (bCol == 1 && n % plan.PanelWidth == 0)
-        {
-            // Row-major B with whole panels is read in place: packing it would cost as much as a weight gradient's
-            // multiply (B there is the output gradient, as large as the product's input).
-            plan.Packed = 0;
-            plan.PanelRowStride = bRow;
-        }
-        else
-        {
-            plan.Packed = 1;
-            plan.PanelRowStride = plan.PanelWidth;
-            panelSource = d.Scratch(ScratchSlot.GemmPacked, (long)panels * k * plan.PanelWidth);
-            packB!(new KernelConfig(Math.Min(panels, d.CpuCores), 1), b, bRow, bCol, plan, panelSource);
-        }
+        // Row-major B's whole panels are read in place (packing them would cost a weight gradient as much as its
+        // multiply, B there being the output gradient); the rest is packed into scratch.
+        plan.InPlacePanels = bCol == 1 ? n / plan.PanelWidth : 0;
+        plan.BRowStride = bRow;
+        int toPack = panels - plan.InPlacePanels;
+        var packed = d.Scratch(ScratchSlot.GemmPacked, Math.Max(1L, (long)toPack * k * plan.PanelWidth));
+        if (toPack > 0) packB!(new KernelConfig(Math.Min(toPack, d.CpuCores), 1), b, bRow, bCol, plan, packed);
         var target = plan.KSlices == 1 ? c : d.Scratch(ScratchSlot.GemmPartials, (long)plan.KSlices * m * n);
-        multiply!(d.CpuWorkers, a, aRow, aCol, panelSource, plan, beta, target);
+        multiply!(d.CpuWorkers, a, aRow, aCol, b, packed, plan, beta, target);
         if (plan.KSlices > 1) Reductions.On(d).SumRows(target, plan.KSlices, m * n, beta, c);
     }
 

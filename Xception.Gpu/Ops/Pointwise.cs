@@ -21,8 +21,8 @@ public sealed class Pointwise
     Pointwise(Device d)
     {
         this.d = d;
-        gather = d.Load("pointwise.gather", a => a.LoadStreamKernel<ArrayView<float>, ConvShape, ArrayView<float>>(PointwiseKernels.Gather));
-        scatter = d.Load("pointwise.scatter", a => a.LoadStreamKernel<ArrayView<float>, ConvShape, ArrayView<float>>(PointwiseKernels.Scatter));
+        gather = d.UsesGpuKernels ? d.Load("pointwise.gather", a => a.LoadStreamKernel<ArrayView<float>, ConvShape, ArrayView<float>>(PointwiseKernels.Gather)) : null!;
+        scatter = d.UsesGpuKernels ? d.Load("pointwise.scatter", a => a.LoadStreamKernel<ArrayView<float>, ConvShape, ArrayView<float>>(PointwiseKernels.Scatter)) : null!;
         if (!d.UsesGpuKernels)
         {
             cpuGather = d.Load("pointwise.cpu_simd.gather", a => a.LoadStreamKernel<ArrayView<float>, ConvShape, int, ArrayView<float>>(ConvCpuKernels.Gather));

@@ -29,8 +29,8 @@ public sealed class MaxPool
             cpuForward = d.Load("maxpool.cpu_simd.forward", a => a.LoadStreamKernel<ArrayView<float>, ConvShape, int, int, ArrayView<float>, ArrayView<int>>(Kernels.Cpu.ElementwiseCpuKernels.MaxPool));
             cpuBackward = d.Load("maxpool.cpu_simd.backward", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ConvShape, int, ArrayView<float>>(Kernels.Cpu.ElementwiseCpuKernels.MaxPoolBackward));
         }
-        forward = d.Load("maxpool.forward", a => a.LoadStreamKernel<ArrayView<float>, ConvShape, int, ArrayView<float>, ArrayView<int>>(MaxPoolKernels.Forward));
-        backward = d.Load("maxpool.backward", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ConvShape, ArrayView<float>>(MaxPoolKernels.Backward));
+        forward = d.UsesGpuKernels ? d.Load("maxpool.forward", a => a.LoadStreamKernel<ArrayView<float>, ConvShape, int, ArrayView<float>, ArrayView<int>>(MaxPoolKernels.Forward)) : null!;
+        backward = d.UsesGpuKernels ? d.Load("maxpool.backward", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ConvShape, ArrayView<float>>(MaxPoolKernels.Backward)) : null!;
     }
 
     public static MaxPool On(Device d) => d.Op(x => new MaxPool(x));

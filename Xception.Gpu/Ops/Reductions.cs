@@ -27,8 +27,8 @@ public sealed class Reductions
             cpuSumRows = d.Load("reduce.cpu_simd.sum_rows", a => a.LoadStreamKernel<ArrayView<float>, int, int, float, int, ArrayView<float>>(ElementwiseCpuKernels.SumRows));
             cpuColumns = d.Load("reduce.cpu_simd.column_partials", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, ArrayView<float>>(ElementwiseCpuKernels.ColumnPartials));
         }
-        sumRows = d.Load("reduce.sum_rows", a => a.LoadStreamKernel<ArrayView<float>, int, int, float, ArrayView<float>>(ReduceKernels.SumRows));
-        partials = d.Load("reduce.column_partials", a => a.LoadStreamKernel<ArrayView<float>, int, int, int, ArrayView<float>>(ColumnSumKernels.Partials));
+        sumRows = d.UsesGpuKernels ? d.Load("reduce.sum_rows", a => a.LoadStreamKernel<ArrayView<float>, int, int, float, ArrayView<float>>(ReduceKernels.SumRows)) : null!;
+        partials = d.UsesGpuKernels ? d.Load("reduce.column_partials", a => a.LoadStreamKernel<ArrayView<float>, int, int, int, ArrayView<float>>(ColumnSumKernels.Partials)) : null!;
     }
 
     public static Reductions On(Device d) => d.Op(x => new Reductions(x));

@@ -20,8 +20,8 @@ public sealed class Residual
     Residual(Device d)
     {
         this.d = d;
-        add = d.Load("add.forward", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, ArrayView<float>>(ElementwiseKernels.Add));
-        accumulate = d.Load("add.accumulate", a => a.LoadStreamKernel<ArrayView<float>, int, ArrayView<float>>(ElementwiseKernels.Accumulate));
+        add = d.UsesGpuKernels ? d.Load("add.forward", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, ArrayView<float>>(ElementwiseKernels.Add)) : null!;
+        accumulate = d.UsesGpuKernels ? d.Load("add.accumulate", a => a.LoadStreamKernel<ArrayView<float>, int, ArrayView<float>>(ElementwiseKernels.Accumulate)) : null!;
     }
 
     public static Residual On(Device d) => d.Op(x => new Residual(x));

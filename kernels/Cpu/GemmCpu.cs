@@ -20,12 +20,12 @@ public struct GemmCpuPlan
     /// <summary>Columns per panel: <see cref="GemmCpuKernels.PanelWidth"/>.</summary>
     public int PanelWidth;
     /// <summary>
-    /// Floats from one k to the next inside a panel: PanelWidth when B was packed, B's row stride when B is read in
-    /// place (row-major B whose N is a whole number of panels needs no packing: its panels are already k-major).
+    /// Leading panels read from B itself: row-major B's whole panels are already k-major (B's row stride apart),
+    /// so only the rest (a last partial panel, or every panel of a transposed B) is packed.
     /// </summary>
-    public int PanelRowStride;
-    /// <summary>1 when B was packed ([panels, K, NR]); 0 when the panels are read from B itself.</summary>
-    public int Packed;
+    public int InPlacePanels;
+    /// <summary>B's row stride, for the panels read in place.</summary>
+    public int BRowStride;
 
     public readonly int Units => RowUnits * ColUnits * KSlices;
 }
@@ -52,7 +52,10 @@ public static class GemmCpuKernels
     /// <summary>Columns of a packed panel (NR): two vectors of the process's SIMD path.</summary>
     public static int PanelWidth => 2 * Simd.Width;
 
-    /// <summary>packed[p, k, j] = b(k, p * NR + j), zero past column N; b(k, j) = b[k * bRow + j * bCol].</summary>
+    /// <summary>
+    /// packed[p - InPlacePanels, k, j] = b(k, p * NR + j) for the panels not read in place, zero past column N;
+    /// b(k, j) = b[k * bRow + j * bCol].
+    /// </summary>
     public static void PackB(
         ArrayView<float> b, int bRow, int bCol,  // B [K, N]
         GemmCpuPlan plan,
@@ -60,21 +63,22 @@ public static class GemmCpuKernels
     {
         int panels = (plan.N + plan.PanelWidth - 1) / plan.PanelWidth;
         int step = Grids.Stride;
-        for (int p = Grids.Start; p < panels; p += step)
+        for (int p = plan.InPlacePanels + Grids.Start; p < panels; p += step)
             GemmCpu.PackPanel(b, bRow, bCol, plan, p, packed);
     }
 
     /// <summary>One worker's units of C (or of the K-slice partials) from A and B's panels (packed, or B itself).</summary>
     public static void Multiply(
         ArrayView<float> a, int aRow, int aCol,  // A [M, K]
-        ArrayView<float> packed,                 // [panels, K, NR], or B [K, N] when not packed
+        ArrayView<float> b,                      // B [K, N] (its in-place panels)
+        ArrayView<float> packed,                 // [panels - InPlacePanels, K, NR]
         GemmCpuPlan plan, float beta,
         ArrayView<float> c)                      // C [M, N], or [KSlices, M, N] partials
     {
         int units = plan.Units;
         int step = Grids.Stride;
         for (int u = Grids.Start; u < units; u += step)
-            GemmCpu.Unit(a, aRow, aCol, packed, plan, beta, u, c);
+            GemmCpu.Unit(a, aRow, aCol, b, packed, plan, beta, u, c);
     }
 }
 
@@ -88,7 +92,7 @@ internal static unsafe class GemmCpu
     {
         float* b = (float*)bv.LoadEffectiveAddressAsPtr();
         int nr = plan.PanelWidth, k = plan.K, n = plan.N;
-        float* dst = (float*)packedv.LoadEffectiveAddressAsPtr() + (long)p * k * nr;
+        float* dst = (float*)packedv.LoadEffectiveAddressAsPtr() + (long)(p - plan.InPlacePanels) * k * nr;
         int j0 = p * nr, cols = Math.Min(nr, n - j0);
         if (bCol == 1 && cols == nr)
         {
@@ -121,22 +125,23 @@ internal static unsafe class GemmCpu
     }
 
     [IntrinsicImplementation]
-    public static void Unit(ArrayView<float> av, int aRow, int aCol, ArrayView<float> packedv, GemmCpuPlan plan,
+    public static void Unit(ArrayView<float> av, int aRow, int aCol, ArrayView<float> bv, ArrayView<float> packedv, GemmCpuPlan plan,
         float beta, int u, ArrayView<float> cv)
     {
         float* a = (float*)av.LoadEffectiveAddressAsPtr();
+        float* b = (float*)bv.LoadEffectiveAddressAsPtr();
         float* packed = (float*)packedv.LoadEffectiveAddressAsPtr();
         float* c = (float*)cv.LoadEffectiveAddressAsPtr();
         switch (Simd.Path)
         {
-            case SimdPath.Avx512: Unit<V512, Vector512<float>>(a, aRow, aCol, packed, plan, beta, u, c); break;
-            case SimdPath.Avx2: Unit<V256, Vector256<float>>(a, aRow, aCol, packed, plan, beta, u, c); break;
-            default: Unit<V128, Vector128<float>>(a, aRow, aCol, packed, plan, beta, u, c); break;
+            case SimdPath.Avx512: Unit<V512, Vector512<float>>(a, aRow, aCol, b, packed, plan, beta, u, c); break;
+            case SimdPath.Avx2: Unit<V256, Vector256<float>>(a, aRow, aCol, b, packed, plan, beta, u, c); break;
+            default: Unit<V128, Vector128<float>>(a, aRow, aCol, b, packed, plan, beta, u, c); break;
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Unit<T, V>(float* a, long aRow, long aCol, float* packed, GemmCpuPlan plan, float beta, int u, float* c)
+    static void Unit<T, V>(float* a, long aRow, long aCol, float* b, float* packed, GemmCpuPlan plan, float beta, int u, float* c)
         where T : struct, IVec<V> where V : struct
     {
         int perSlice = plan.RowUnits * plan.ColUnits;
@@ -158,10 +163,12 @@ internal static unsafe class GemmCpu
                 int ie = Math.Min(i1, ib + MBlock);
                 for (int p = p0; p < p1; p++)
                 {
-                    float* bp = plan.Packed != 0 ? packed + ((long)p * k + kb) * nr : packed + (long)kb * plan.PanelRowStride + (long)p * nr;
+                    bool inPlace = p < plan.InPlacePanels;
+                    float* bp = inPlace ? b + (long)kb * plan.BRowStride + (long)p * nr : packed + ((long)(p - plan.InPlacePanels) * k + kb) * nr;
+                    long ldb = inPlace ? plan.BRowStride : nr;
                     int j0 = p * nr, cols = Math.Min(nr, n - j0);
                     for (int i = ib; i < ie; i += Rows)
-                        Tile<T, V>(a + i * aRow + kb * aCol, aRow, aCol, bp, plan.PanelRowStride, kc, c + (long)i * n + j0, n,
+                        Tile<T, V>(a + i * aRow + kb * aCol, aRow, aCol, bp, ldb, kc, c + (long)i * n + j0, n,
                             Math.Min(Rows, ie - i), cols, bk, edge);
                 }
             }
