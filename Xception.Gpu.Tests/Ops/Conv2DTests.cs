@@ -11,25 +11,7 @@ public class Conv2DTests
     public void Conv2DMatchesReference(string backend)
     {
         var d = Backends.Get(backend);
-        foreach (var c in WindowCases.All)
-        {
-            var x = Data.Uniform(c.N * c.H * c.W * c.C, 1); var w = Data.Uniform(c.K * c.K * c.C * c.O, 2);
-            using var tx = Tensor.From(d, x, c.N, c.H, c.W, c.C); using var tw = Tensor.From(d, w, c.K, c.K, c.C, c.O);
-            var s = Conv2D.Geometry(tx.Shape, tw.Shape, c.Stride, c.Padding);
-            using var ty = Tensor.Zeros(d, s.OutputShape());
-            var op = Conv2D.On(d);
-            op.Forward(tx, tw, c.Stride, c.Padding, ty);
-            Check.Close($"conv2d forward {c}", ty.ToArray(), Conv2D.Reference.Forward(Data.D(x), Data.D(w), s), Check.ForSum(c.K * c.K * c.C));
-
-            var dy = Data.Uniform(s.OutputLength, 3);
-            using var tdy = Tensor.From(d, dy, s.OutputShape());
-            using var tdx = Tensor.Zeros(d, tx.Shape.ToArray()); using var tdw = Tensor.Zeros(d, tw.Shape.ToArray());
-            op.BackwardInput(tdy, tw, c.Stride, c.Padding, tdx);
-            op.BackwardWeight(tx, tdy, c.Stride, c.Padding, tdw);
-            var (rdx, rdw) = Conv2D.Reference.Backward(Data.D(x), Data.D(w), Data.D(dy), s);
-            Check.Close($"conv2d input gradient {c}", tdx.ToArray(), rdx, Check.ForSum(c.K * c.K * c.O));
-            Check.Close($"conv2d weight gradient {c}", tdw.ToArray(), rdw, Check.ForSum(s.OutputPixels));
-        }
+        foreach (var c in WindowCases.All) CheckCase(d, c, "");
     }
 
     // The CPU accelerator runs convolutions as im2col + GEMM in chunks of output rows; a chunk of one or two
@@ -43,24 +25,31 @@ public class Conv2DTests
             using var d = Gpu.Runtime.Device.Open("cpu");
             foreach (var c in WindowCases.All)
             {
-                var x = Data.Uniform(c.N * c.H * c.W * c.C, 1); var w = Data.Uniform(c.K * c.K * c.C * c.O, 2);
-                using var tx = Tensor.From(d, x, c.N, c.H, c.W, c.C); using var tw = Tensor.From(d, w, c.K, c.K, c.C, c.O);
-                var s = Conv2D.Geometry(tx.Shape, tw.Shape, c.Stride, c.Padding);
-                var op = Conv2D.On(d);
-                op.ColumnChunkFloats = rows * s.OW * c.K * c.K * c.C;
-                using var ty = Tensor.Zeros(d, s.OutputShape());
-                op.Forward(tx, tw, c.Stride, c.Padding, ty);
-                Check.Close($"conv2d forward, {rows}-row chunks, {c}", ty.ToArray(), Conv2D.Reference.Forward(Data.D(x), Data.D(w), s), Check.ForSum(c.K * c.K * c.C));
-                var dy = Data.Uniform(s.OutputLength, 3);
-                using var tdy = Tensor.From(d, dy, s.OutputShape());
-                using var tdx = Tensor.Zeros(d, tx.Shape.ToArray()); using var tdw = Tensor.Zeros(d, tw.Shape.ToArray());
-                op.BackwardInput(tdy, tw, c.Stride, c.Padding, tdx);
-                op.BackwardWeight(tx, tdy, c.Stride, c.Padding, tdw);
-                var (rdx, rdw) = Conv2D.Reference.Backward(Data.D(x), Data.D(w), Data.D(dy), s);
-                Check.Close($"conv2d input gradient, {rows}-row chunks, {c}", tdx.ToArray(), rdx, Check.ForSum(c.K * c.K * c.O));
-                Check.Close($"conv2d weight gradient, {rows}-row chunks, {c}", tdw.ToArray(), rdw, Check.ForSum(s.OutputPixels));
+                Conv2D.On(d).ColumnChunkFloats = rows * Window.Of("conv2d", new Shape(c.N, c.H, c.W, c.C), c.K, c.Stride, c.Padding, c.O).OW * c.K * c.K * c.C;
+                CheckCase(d, c, $", {rows}-row chunks");
             }
         }
+    }
+
+    /// <summary>Forward, input gradient and weight gradient of one case against the float64 reference.</summary>
+    static void CheckCase(Gpu.Runtime.Device d, WindowCases.Case c, string note)
+    {
+        var x = Data.Uniform(c.N * c.H * c.W * c.C, 1); var w = Data.Uniform(c.K * c.K * c.C * c.O, 2);
+        using var tx = Tensor.From(d, x, c.N, c.H, c.W, c.C); using var tw = Tensor.From(d, w, c.K, c.K, c.C, c.O);
+        var s = Conv2D.Geometry(tx.Shape, tw.Shape, c.Stride, c.Padding);
+        using var ty = Tensor.Zeros(d, s.OutputShape());
+        var op = Conv2D.On(d);
+        op.Forward(tx, tw, c.Stride, c.Padding, ty);
+        Check.Close($"conv2d forward{note} {c}", ty.ToArray(), Conv2D.Reference.Forward(Data.D(x), Data.D(w), s), Check.ForSum(c.K * c.K * c.C));
+
+        var dy = Data.Uniform(s.OutputLength, 3);
+        using var tdy = Tensor.From(d, dy, s.OutputShape());
+        using var tdx = Tensor.Zeros(d, tx.Shape.ToArray()); using var tdw = Tensor.Zeros(d, tw.Shape.ToArray());
+        op.BackwardInput(tdy, tw, c.Stride, c.Padding, tdx);
+        op.BackwardWeight(tx, tdy, c.Stride, c.Padding, tdw);
+        var (rdx, rdw) = Conv2D.Reference.Backward(Data.D(x), Data.D(w), Data.D(dy), s);
+        Check.Close($"conv2d input gradient{note} {c}", tdx.ToArray(), rdx, Check.ForSum(c.K * c.K * c.O));
+        Check.Close($"conv2d weight gradient{note} {c}", tdw.ToArray(), rdw, Check.ForSum(s.OutputPixels));
     }
 
     // Grouped convolution (the paper's segments between regular and depthwise): groups whose output count
