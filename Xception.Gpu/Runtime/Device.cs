@@ -288,10 +288,12 @@ public sealed class Device : IDisposable
     }
 
     /// <summary>
-    /// Launch shape of the CPU accelerator's SIMD kernels: one group of one thread per core, each index a large
-    /// unit of work (a band of rows, a block of a GEMM), so ILGPU's cost per index and per group vanishes.
+    /// Launch shape of the CPU accelerator's SIMD kernels: one thread index per core (rounded up to whole groups of
+    /// two, the CPU device's warp), each index a large unit of work (a band of rows, a block of a GEMM), so ILGPU's
+    /// cost per index and per group vanishes. Groups of two full threads ran Xception's forward pass 5-7% faster
+    /// than one group of one thread per core (four interleaved runs each on 2 cores).
     /// </summary>
-    public KernelConfig CpuWorkers => new(cores, 1);
+    public KernelConfig CpuWorkers => new((cores + 1) / 2, 2);
 
     /// <summary>Number of threads that run at once, used to decide how finely to split reductions.</summary>
     public int Parallelism => !UsesGpuKernels
