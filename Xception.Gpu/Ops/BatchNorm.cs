@@ -40,11 +40,16 @@ public sealed class BatchNorm
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<float>>? cpuNormalize;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<float>>? cpuBackward;
 
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, BatchNormCpuArgs, ArrayView<float>>? cpuTraining;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, BatchNormCpuArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>>? cpuTrainingBackward;
+
     BatchNorm(Device d)
     {
         this.d = d;
         if (!d.UsesGpuKernels)
         {
+            cpuTraining = d.Load("batchnorm.cpu_simd.normalize_training", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, BatchNormCpuArgs, ArrayView<float>>(ElementwiseCpuKernels.NormalizeTraining));
+            cpuTrainingBackward = d.Load("batchnorm.cpu_simd.backward_training", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, BatchNormCpuArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseCpuKernels.NormalizeBackwardTraining));
             cpuNormalize = d.Load("batchnorm.cpu_simd.normalize", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<float>>(ElementwiseCpuKernels.Normalize));
             cpuBackward = d.Load("batchnorm.cpu_simd.backward", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<float>>(ElementwiseCpuKernels.NormalizeBackward));
         }
@@ -84,6 +89,16 @@ public sealed class BatchNorm
         Expect.Dims(Name, "saved mean", mean, c);
         Expect.Dims(Name, "saved 1/std", invstd, c);
         var red = Reductions.On(d);
+        if (cpuTraining is not null && sync is null)
+        {
+            // Three launches: column sums, squared deviations (adding the sums' partial rows), then statistics and
+            // normalization together (adding both partials).
+            var sumPartials = red.ColumnPartials(x.View, x.View, x.View, x.View, rows, c, 0, 1, ColumnSum.Plain, ScratchSlot.RowPartials);
+            var sqPartials = red.ColumnPartials(x.View, x.View, sumPartials, x.View, rows, c, rows, d.CpuCores, ColumnSum.SquaredDeviation, ScratchSlot.MorePartials);
+            cpuTraining(d.CpuWorkers, x.View, sumPartials, sqPartials, p.Gamma.View, p.Beta.View, mean.View, invstd.View,
+                p.MovingMean.View, p.MovingVar.View, Args(rows, c, rows, epsilon, momentum), y.View);
+            return;
+        }
         var sums = d.Scratch(ScratchSlot.Statistics, 2L * c);
         var sum = sums.SubView(0, c);
         var sqdev = sums.SubView(c, c);
@@ -137,7 +152,14 @@ public sealed class BatchNorm
         int rows = x.Shape.Rows, c = x.Shape[-1];
         foreach (var (n, t) in new[] { ("gamma", gamma), ("saved mean", mean), ("saved 1/std", invstd), ("dgamma", dgamma), ("dbeta", dbeta) })
             Expect.Dims(Name, n, t, c);
-        var red = Reductions.On(d);
+        if (cpuTrainingBackward is not null && sync is null)
+        {
+            // Two launches: the column sums, then dbeta, dgamma and dx together (adding the partial rows).
+            var partial = Reductions.On(d).ColumnPartials(dy.View, x.View, mean.View, invstd.View, rows, c, rows, 1, ColumnSum.NormalizedProducts, ScratchSlot.RowPartials);
+            cpuTrainingBackward(d.CpuWorkers, dy.View, x.View, mean.View, invstd.View, gamma.View, partial, Args(rows, c, rows, 0f, 0f),
+                dbeta.View, dgamma.View, dx.View);
+            return;
+        }
         var sums = d.Scratch(ScratchSlot.Statistics, 2L * c);
         BackwardSums(dy, x, mean.View, invstd.View, sums);
         // dgamma and dbeta are this replica's share; the gradient all-reduce adds the shares. dx needs the
@@ -149,6 +171,11 @@ public sealed class BatchNorm
             cpuBackward(d.CpuWorkers, dy.View, x.View, mean.View, invstd.View, gamma.View, sums, rows, c, sync?.GlobalRows ?? rows, d.CpuCores, dx.View);
         else backwardInput(d.GridFor(x.Length), dy.View, x.View, mean.View, invstd.View, gamma.View, sums, rows, c, sync?.GlobalRows ?? rows, dx.View);
     }
+
+    BatchNormCpuArgs Args(int rows, int c, int statRows, float epsilon, float momentum) => new()
+    {
+        Rows = rows, Cols = c, PartialRows = d.CpuCores, StatRows = statRows, Units = d.CpuCores, Epsilon = epsilon, Momentum = momentum,
+    };
 
     /// <summary>sums[0, c) = column sums of dy (dbeta), sums[c, 2c) = of dy * (x - mean) * invstd (dgamma).</summary>
     void BackwardSums(Tensor<float> dy, Tensor<float> x, ArrayView<float> mean, ArrayView<float> invstd, ArrayView<float> sums)

@@ -17,7 +17,7 @@ public sealed class Reductions
     readonly Action<KernelConfig, ArrayView<float>, int, int, int, ArrayView<float>> partials;
 
     readonly Action<KernelConfig, ArrayView<float>, int, int, float, int, ArrayView<float>>? cpuSumRows;
-    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, ArrayView<float>>? cpuColumns;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, ArrayView<float>>? cpuColumns;
 
     Reductions(Device d)
     {
@@ -25,7 +25,7 @@ public sealed class Reductions
         if (!d.UsesGpuKernels)
         {
             cpuSumRows = d.Load("reduce.cpu_simd.sum_rows", a => a.LoadStreamKernel<ArrayView<float>, int, int, float, int, ArrayView<float>>(ElementwiseCpuKernels.SumRows));
-            cpuColumns = d.Load("reduce.cpu_simd.column_partials", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, ArrayView<float>>(ElementwiseCpuKernels.ColumnPartials));
+            cpuColumns = d.Load("reduce.cpu_simd.column_partials", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, ArrayView<float>>(ElementwiseCpuKernels.ColumnPartials));
         }
         sumRows = d.UsesGpuKernels ? d.Load("reduce.sum_rows", a => a.LoadStreamKernel<ArrayView<float>, int, int, float, ArrayView<float>>(ReduceKernels.SumRows)) : null!;
         partials = d.UsesGpuKernels ? d.Load("reduce.column_partials", a => a.LoadStreamKernel<ArrayView<float>, int, int, int, ArrayView<float>>(ColumnSumKernels.Partials)) : null!;
@@ -52,9 +52,22 @@ public sealed class Reductions
         int statRows, ColumnSum kind, float beta, ArrayView<float> output)
     {
         int width = kind == ColumnSum.NormalizedProducts ? 2 * cols : cols;
-        var partial = d.Scratch(ScratchSlot.RowPartials, (long)d.CpuCores * width);
-        cpuColumns!(d.CpuWorkers, a, b, p, q, rows, cols, statRows, (int)kind, d.CpuCores, partial);
+        var partial = ColumnPartials(a, b, p, q, rows, cols, statRows, 1, kind, ScratchSlot.RowPartials);
         SumRows(partial, d.CpuCores, width, beta, output);
+    }
+
+    /// <summary>
+    /// CPU accelerator only: the per-core partial rows of <see cref="ColumnSums"/> ([CpuCores, cols], or 2 cols), left
+    /// unsummed in scratch slot <paramref name="slot"/> for a launch that adds them itself; for SquaredDeviation, p may
+    /// hold <paramref name="pRows"/> rows of column sums.
+    /// </summary>
+    internal ArrayView<float> ColumnPartials(ArrayView<float> a, ArrayView<float> b, ArrayView<float> p, ArrayView<float> q,
+        int rows, int cols, int statRows, int pRows, ColumnSum kind, int slot)
+    {
+        int width = kind == ColumnSum.NormalizedProducts ? 2 * cols : cols;
+        var partial = d.Scratch(slot, (long)d.CpuCores * width);
+        cpuColumns!(d.CpuWorkers, a, b, p, q, rows, cols, statRows, pRows, (int)kind, d.CpuCores, partial);
+        return partial;
     }
 
     /// <summary>

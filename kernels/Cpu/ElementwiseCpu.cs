@@ -6,6 +6,14 @@ using ILGPU;
 using ILGPU.IR.Intrinsics;
 using ILGPU.Runtime;
 
+/// <summary>Sizes and constants of the fused CPU batch-norm launches (one argument instead of seven).</summary>
+public struct BatchNormCpuArgs
+{
+    /// <summary>Rows and channels of x; rows of the per-core partial sums; rows the statistics are over; launch units.</summary>
+    public int Rows, Cols, PartialRows, StatRows, Units;
+    public float Epsilon, Momentum;
+}
+
 /// <summary>What <see cref="ElementwiseCpuKernels.Map"/> computes for each element.</summary>
 public enum MapOp
 {
@@ -66,12 +74,42 @@ public static class ElementwiseCpuKernels
             ElementwiseCpu.NormalizeBackward(dy, x, mean, invstd, gamma, sums, rows, cols, statRows, u, units, dx);
     }
 
-    /// <summary>partial[u, ...] = this band's column sums of a [rows, cols] (see <see cref="ColumnSum"/>); partial rows are cols wide, 2 cols for NormalizedProducts.</summary>
+    /// <summary>
+    /// partial[u, ...] = this band's column sums of a [rows, cols] (see <see cref="ColumnSum"/>); partial rows are cols
+    /// wide, 2 cols for NormalizedProducts. For SquaredDeviation, p holds pRows rows of column sums, added first.
+    /// </summary>
     public static void ColumnPartials(ArrayView<float> a, ArrayView<float> b, ArrayView<float> p, ArrayView<float> q,
-        int rows, int cols, int statRows, int kind, int units, ArrayView<float> partial)
+        int rows, int cols, int statRows, int pRows, int kind, int units, ArrayView<float> partial)
     {
         int step = Grids.Stride;
-        for (int u = Grids.Start; u < units; u += step) ElementwiseCpu.ColumnPartials(a, b, p, q, rows, cols, statRows, (ColumnSum)kind, u, units, partial);
+        for (int u = Grids.Start; u < units; u += step) ElementwiseCpu.ColumnPartials(a, b, p, q, rows, cols, statRows, pRows, (ColumnSum)kind, u, units, partial);
+    }
+
+    /// <summary>
+    /// Batch norm's training forward after the two column-sum launches, in one launch: every unit adds the per-core
+    /// partial sums (sumPartials, then squared deviations sqPartials, [PartialRows, Cols] each, in row order) into the
+    /// batch mean and 1/std; unit 0 writes them and moves the moving statistics; each unit normalizes its band.
+    /// </summary>
+    public static void NormalizeTraining(ArrayView<float> x, ArrayView<float> sumPartials, ArrayView<float> sqPartials,
+        ArrayView<float> gamma, ArrayView<float> beta, ArrayView<float> mean, ArrayView<float> invstd,
+        ArrayView<float> movingMean, ArrayView<float> movingVar, BatchNormCpuArgs args, ArrayView<float> y)
+    {
+        int step = Grids.Stride;
+        for (int u = Grids.Start; u < args.Units; u += step)
+            ElementwiseCpu.NormalizeTraining(x, sumPartials, sqPartials, gamma, beta, mean, invstd, movingMean, movingVar, args, u, y);
+    }
+
+    /// <summary>
+    /// Batch norm's training backward after its column-sum launch, in one launch: every unit adds the partial
+    /// [PartialRows, 2 Cols] sums (dbeta, then dgamma) in row order, unit 0 writes dbeta and dgamma, and each unit
+    /// computes its band of dx as <see cref="NormalizeBackward"/> does.
+    /// </summary>
+    public static void NormalizeBackwardTraining(ArrayView<float> dy, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> invstd,
+        ArrayView<float> gamma, ArrayView<float> partial, BatchNormCpuArgs args, ArrayView<float> dbeta, ArrayView<float> dgamma, ArrayView<float> dx)
+    {
+        int step = Grids.Stride;
+        for (int u = Grids.Start; u < args.Units; u += step)
+            ElementwiseCpu.NormalizeBackwardTraining(dy, x, mean, invstd, gamma, partial, args, u, dbeta, dgamma, dx);
     }
 
     /// <summary>output[l] = sum over r of partial[r, l] (in order of r) + beta * output[l].</summary>
@@ -154,6 +192,46 @@ internal static unsafe class ElementwiseCpu
         }
     }
 
+    [IntrinsicImplementation, MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void NormalizeTraining(ArrayView<float> x, ArrayView<float> sumPartials, ArrayView<float> sqPartials,
+        ArrayView<float> gamma, ArrayView<float> beta, ArrayView<float> mean, ArrayView<float> invstd,
+        ArrayView<float> movingMean, ArrayView<float> movingVar, BatchNormCpuArgs args, int u, ArrayView<float> y)
+    {
+        int cols = args.Cols;
+        DepthwiseCpu.Band(args.Rows, u, args.Units, out int r0, out int r1);
+        float* m = stackalloc float[cols];
+        float* scale = stackalloc float[cols];
+        float* sp = P(sumPartials), qp = P(sqPartials), pg = P(gamma);
+        float* pm = P(mean), pi = P(invstd), mm = P(movingMean), mv = P(movingVar);
+        float momentum = args.Momentum;
+        for (int c = 0; c < cols; c++)
+        {
+            float sum = 0f, sq = 0f;
+            for (long r = 0; r < args.PartialRows; r++)
+            {
+                sum += sp[r * cols + c];
+                sq += qp[r * cols + c];
+            }
+            // As BatchNormKernels.Statistics: batch mean, biased variance, 1 / sqrt(variance + epsilon).
+            float mc = sum / args.StatRows, v = sq / args.StatRows, istd = 1f / MathF.Sqrt(v + args.Epsilon);
+            m[c] = mc;
+            scale[c] = istd * pg[c];
+            if (u == 0)
+            {
+                pm[c] = mc;
+                pi[c] = istd;
+                mm[c] = momentum * mm[c] + (1f - momentum) * mc;
+                mv[c] = momentum * mv[c] + (1f - momentum) * v;
+            }
+        }
+        switch (Simd.Path)
+        {
+            case SimdPath.Avx512: Affine<V512, Vector512<float>>(P(x), m, scale, P(beta), r0, r1, cols, false, P(y)); break;
+            case SimdPath.Avx2: Affine<V256, Vector256<float>>(P(x), m, scale, P(beta), r0, r1, cols, false, P(y)); break;
+            default: Affine<V128, Vector128<float>>(P(x), m, scale, P(beta), r0, r1, cols, false, P(y)); break;
+        }
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Affine<T, V>(float* x, float* mean, float* scale, float* beta, int r0, int r1, int cols, bool relu, float* y)
         where T : struct, IVec<V> where V : struct
@@ -178,13 +256,39 @@ internal static unsafe class ElementwiseCpu
 
     [IntrinsicImplementation, MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void NormalizeBackward(ArrayView<float> dy, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> invstd,
-        ArrayView<float> gamma, ArrayView<float> sums, int rows, int cols, int statRows, int u, int units, ArrayView<float> dx)
+        ArrayView<float> gamma, ArrayView<float> sums, int rows, int cols, int statRows, int u, int units, ArrayView<float> dx) =>
+        BackwardBand(P(dy), statRows == 0 ? null : P(x), statRows == 0 ? null : P(mean), P(invstd), P(gamma),
+            statRows == 0 ? null : P(sums), rows, cols, statRows, u, units, P(dx));
+
+    [IntrinsicImplementation, MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void NormalizeBackwardTraining(ArrayView<float> dy, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> invstd,
+        ArrayView<float> gamma, ArrayView<float> partial, BatchNormCpuArgs args, int u, ArrayView<float> dbeta, ArrayView<float> dgamma, ArrayView<float> dx)
+    {
+        int cols = args.Cols;
+        float* sums = stackalloc float[2 * cols];
+        float* pp = P(partial);
+        for (int c = 0; c < 2 * cols; c++)
+        {
+            float sum = 0f;
+            for (long r = 0; r < args.PartialRows; r++) sum += pp[r * 2 * cols + c];
+            sums[c] = sum;
+        }
+        if (u == 0)
+        {
+            new ReadOnlySpan<float>(sums, cols).CopyTo(new Span<float>(P(dbeta), cols));
+            new ReadOnlySpan<float>(sums + cols, cols).CopyTo(new Span<float>(P(dgamma), cols));
+        }
+        BackwardBand(P(dy), P(x), P(mean), P(invstd), P(gamma), sums, args.Rows, cols, args.StatRows, u, args.Units, P(dx));
+    }
+
+    /// <summary>One unit's band of batch norm's dx; x, mean and sums are null for the frozen form (statRows 0).</summary>
+    static void BackwardBand(float* dy, float* x, float* mean, float* pi, float* pg, float* ps, int rows, int cols, int statRows,
+        int u, int units, float* dx)
     {
         DepthwiseCpu.Band(rows, u, units, out int r0, out int r1);
         // Per channel, training: dx = (dy - a) * gi + (x - mean) * q with gi = gamma * invstd, a = sums[c] / statRows,
         // q = -gi * invstd * sums[cols + c] / statRows; frozen: dx = dy * gi.
         float* k = stackalloc float[3 * cols];
-        float* pi = P(invstd), pg = P(gamma);
         bool frozen = statRows == 0;
         for (int c = 0; c < cols; c++)
         {
@@ -192,18 +296,16 @@ internal static unsafe class ElementwiseCpu
             k[c] = gi;
             if (!frozen)
             {
-                float* ps = P(sums);
                 float inv = 1f / statRows;
                 k[cols + c] = ps[c] * inv;
                 k[2 * cols + c] = -gi * pi[c] * ps[cols + c] * inv;
             }
         }
-        float* px = frozen ? null : P(x), pm = frozen ? null : P(mean);
         switch (Simd.Path)
         {
-            case SimdPath.Avx512: Backward<V512, Vector512<float>>(P(dy), px, pm, k, r0, r1, cols, P(dx)); break;
-            case SimdPath.Avx2: Backward<V256, Vector256<float>>(P(dy), px, pm, k, r0, r1, cols, P(dx)); break;
-            default: Backward<V128, Vector128<float>>(P(dy), px, pm, k, r0, r1, cols, P(dx)); break;
+            case SimdPath.Avx512: Backward<V512, Vector512<float>>(dy, x, mean, k, r0, r1, cols, dx); break;
+            case SimdPath.Avx2: Backward<V256, Vector256<float>>(dy, x, mean, k, r0, r1, cols, dx); break;
+            default: Backward<V128, Vector128<float>>(dy, x, mean, k, r0, r1, cols, dx); break;
         }
     }
 
@@ -233,7 +335,7 @@ internal static unsafe class ElementwiseCpu
 
     [IntrinsicImplementation, MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void ColumnPartials(ArrayView<float> a, ArrayView<float> b, ArrayView<float> p, ArrayView<float> q,
-        int rows, int cols, int statRows, ColumnSum kind, int u, int units, ArrayView<float> partial)
+        int rows, int cols, int statRows, int pRows, ColumnSum kind, int u, int units, ArrayView<float> partial)
     {
         DepthwiseCpu.Band(rows, u, units, out int r0, out int r1);
         int width = kind == ColumnSum.NormalizedProducts ? 2 * cols : cols;
@@ -245,7 +347,12 @@ internal static unsafe class ElementwiseCpu
         {
             float* centre = stackalloc float[cols];
             float* ps = P(p);
-            for (int c = 0; c < cols; c++) centre[c] = ps[c] * (1f / statRows);
+            for (int c = 0; c < cols; c++)
+            {
+                float sum = 0f;
+                for (long r = 0; r < pRows; r++) sum += ps[r * cols + c];
+                centre[c] = sum * (1f / statRows);
+            }
             m = centre;
         }
         else if (kind == ColumnSum.NormalizedProducts) m = P(p);
