@@ -55,7 +55,7 @@ public class ImageBadInputTests
         var e = Refused(name, bytes);
         long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
         Assert.Equal(message, e.Message);
-        // Before the fix these took 2.4 to 4 GB and up to 55 s; the refusal itself is a few strings.
+        // Decoding such a file would take 2.4 to 4 GB and up to 55 s; the refusal itself is a few strings.
         Assert.True(allocated < 64 * 1024, $"refusing {name} allocated {allocated:N0} bytes");
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), $"refusing {name} took {clock.Elapsed}");
     }

@@ -46,7 +46,7 @@ public class OnnxExportTests
     static NpyArray Keras(string name) => Npy.Read(Path.Combine(KerasReference.Folder(), name));
 
     /// <summary>
-    /// The acceptance line: `xception export --weights W.h5 --image-size 71 --logits --onnx m.onnx` gives a
+    /// The export's contract: `xception export --weights W.h5 --image-size 71 --logits --onnx m.onnx` gives a
     /// model that ONNX Runtime runs to Keras' logits within 1e-4; the graph's names and shapes are Keras'.
     /// </summary>
     [Fact]

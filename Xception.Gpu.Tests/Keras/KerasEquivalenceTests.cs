@@ -30,7 +30,7 @@ public class KerasEquivalenceTests
         model.Bind(d);
         using var x = Tensor.From(d, input.Data, input.Shape);
         var logits = model.Executor(KerasReference.Batch, false).Forward(x).ToArray();
-        // The bar: ||out - ref|| / ||ref|| <= 1e-4.
+        // Keras equivalence: ||out - ref|| / ||ref|| <= 1e-4.
         var w = want.Data;
         double num = 0, den = 0;
         for (int i = 0; i < w.Length; i++) { num += (logits[i] - w[i]) * (double)(logits[i] - w[i]); den += w[i] * (double)w[i]; }

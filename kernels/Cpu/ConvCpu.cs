@@ -63,7 +63,7 @@ internal static unsafe class ConvCpu
     {
         float* x = (float*)xv.LoadEffectiveAddressAsPtr(), xs = (float*)xsv.LoadEffectiveAddressAsPtr();
         int c = s.C;
-        DepthwiseCpu.Band(s.N * s.OH, u, units, out int r0, out int r1);
+        CpuBands.Of(s.N * s.OH, u, units, out int r0, out int r1);
         for (int r = r0; r < r1; r++)
         {
             int n = r / s.OH, oy = r - n * s.OH;
@@ -79,7 +79,7 @@ internal static unsafe class ConvCpu
     {
         float* dxs = (float*)dxsv.LoadEffectiveAddressAsPtr(), dx = (float*)dxv.LoadEffectiveAddressAsPtr();
         int c = s.C;
-        DepthwiseCpu.Band(s.N * s.H, u, units, out int r0, out int r1);
+        CpuBands.Of(s.N * s.H, u, units, out int r0, out int r1);
         for (int r = r0; r < r1; r++)
         {
             int n = r / s.H, iy = r - n * s.H;
@@ -97,7 +97,7 @@ internal static unsafe class ConvCpu
     {
         float* x = (float*)xv.LoadEffectiveAddressAsPtr(), col = (float*)colv.LoadEffectiveAddressAsPtr();
         int c = s.C, k = s.KH * s.KW * c;
-        DepthwiseCpu.Band(rows, u, units, out int r0, out int r1);
+        CpuBands.Of(rows, u, units, out int r0, out int r1);
         for (int r = r0; r < r1; r++)
         {
             int g = row0 + r, n = g / s.OH, oy = g - n * s.OH;
@@ -144,7 +144,7 @@ internal static unsafe class ConvCpu
         int nA = first / s.OH, oyA = first - nA * s.OH, nB = last / s.OH, oyB = last - nB * s.OH;
         int g0 = nA * s.H + Math.Max(0, oyA * s.Stride - s.PadTop);
         int g1 = nB * s.H + Math.Min(s.H, oyB * s.Stride - s.PadTop + s.KH);   // input rows n * H + iy, exclusive
-        DepthwiseCpu.Band(g1 - g0, u, units, out int b0, out int b1);
+        CpuBands.Of(g1 - g0, u, units, out int b0, out int b1);
         for (int gi = g0 + b0; gi < g0 + b1; gi++)
         {
             int n = gi / s.H, iy = gi - n * s.H;

@@ -48,13 +48,6 @@ public static class DepthwiseCpuKernels
 
 internal static unsafe class DepthwiseCpu
 {
-    /// <summary>Unit <paramref name="u"/> of <paramref name="units"/>: rows [first, end) of <paramref name="rows"/>.</summary>
-    internal static void Band(int rows, int u, int units, out int first, out int end)
-    {
-        first = (int)((long)rows * u / units);
-        end = (int)((long)rows * (u + 1) / units);
-    }
-
     [IntrinsicImplementation, MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Forward(ArrayView<float> xv, ArrayView<float> wv, ConvShape s, int u, int units, ArrayView<float> yv)
     {
@@ -72,7 +65,7 @@ internal static unsafe class DepthwiseCpu
         where T : struct, IVec<V> where V : struct
     {
         int c = s.C, vw = T.Width, cv = c - c % vw;
-        Band(s.N * s.OH, u, units, out int r0, out int r1);
+        CpuBands.Of(s.N * s.OH, u, units, out int r0, out int r1);
         for (int r = r0; r < r1; r++)
         {
             int n = r / s.OH, oy = r - n * s.OH;
@@ -194,7 +187,7 @@ internal static unsafe class DepthwiseCpu
         where T : struct, IVec<V> where V : struct
     {
         int c = s.C, vw = T.Width, cv = c - c % vw;
-        Band(s.N * s.H, u, units, out int r0, out int r1);
+        CpuBands.Of(s.N * s.H, u, units, out int r0, out int r1);
         for (int r = r0; r < r1; r++)
         {
             int n = r / s.H, iy = r - n * s.H;
@@ -261,7 +254,7 @@ internal static unsafe class DepthwiseCpu
     {
         int c = s.C, vw = T.Width, cv = c - c % vw;
         new Span<float>(p, s.KH * s.KW * c).Clear();
-        Band(s.N * s.OH, u, units, out int r0, out int r1);
+        CpuBands.Of(s.N * s.OH, u, units, out int r0, out int r1);
         for (int r = r0; r < r1; r++)
         {
             int n = r / s.OH, oy = r - n * s.OH;

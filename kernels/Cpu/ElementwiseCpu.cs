@@ -142,7 +142,7 @@ internal static unsafe class ElementwiseCpu
     public static void Map(ArrayView<float> a, ArrayView<float> b, int n, MapOp op, int u, int units, ArrayView<float> y)
     {
         // Bands of whole vectors (64 floats), so that no two units share a cache line's worth of output.
-        DepthwiseCpu.Band((n + 63) / 64, u, units, out int b0, out int b1);
+        CpuBands.Of((n + 63) / 64, u, units, out int b0, out int b1);
         int i0 = b0 * 64, i1 = Math.Min(n, b1 * 64);
         float* pa = P(a), pb = P(b), py = P(y);
         switch (Simd.Path)
@@ -178,7 +178,7 @@ internal static unsafe class ElementwiseCpu
     public static void Normalize(ArrayView<float> x, ArrayView<float> mean, ArrayView<float> invstd, ArrayView<float> gamma,
         ArrayView<float> beta, int rows, int cols, int relu, int u, int units, ArrayView<float> y)
     {
-        DepthwiseCpu.Band(rows, u, units, out int r0, out int r1);
+        CpuBands.Of(rows, u, units, out int r0, out int r1);
         // Per channel: y = (x - mean) * scale + beta with scale = invstd * gamma (centred first: no cancellation
         // when the mean is large against the spread).
         float* scale = stackalloc float[cols];
@@ -198,7 +198,7 @@ internal static unsafe class ElementwiseCpu
         ArrayView<float> movingMean, ArrayView<float> movingVar, BatchNormCpuArgs args, int u, ArrayView<float> y)
     {
         int cols = args.Cols;
-        DepthwiseCpu.Band(args.Rows, u, args.Units, out int r0, out int r1);
+        CpuBands.Of(args.Rows, u, args.Units, out int r0, out int r1);
         float* m = stackalloc float[cols];
         float* scale = stackalloc float[cols];
         float* sp = P(sumPartials), qp = P(sqPartials), pg = P(gamma);
@@ -285,7 +285,7 @@ internal static unsafe class ElementwiseCpu
     static void BackwardBand(float* dy, float* x, float* mean, float* pi, float* pg, float* ps, int rows, int cols, int statRows,
         int u, int units, float* dx)
     {
-        DepthwiseCpu.Band(rows, u, units, out int r0, out int r1);
+        CpuBands.Of(rows, u, units, out int r0, out int r1);
         // Per channel, training: dx = (dy - a) * gi + (x - mean) * q with gi = gamma * invstd, a = sums[c] / statRows,
         // q = -gi * invstd * sums[cols + c] / statRows; frozen: dx = dy * gi.
         float* k = stackalloc float[3 * cols];
@@ -337,7 +337,7 @@ internal static unsafe class ElementwiseCpu
     public static void ColumnPartials(ArrayView<float> a, ArrayView<float> b, ArrayView<float> p, ArrayView<float> q,
         int rows, int cols, int statRows, int pRows, ColumnSum kind, int u, int units, ArrayView<float> partial)
     {
-        DepthwiseCpu.Band(rows, u, units, out int r0, out int r1);
+        CpuBands.Of(rows, u, units, out int r0, out int r1);
         int width = kind == ColumnSum.NormalizedProducts ? 2 * cols : cols;
         float* outp = P(partial) + (long)u * width;
         new Span<float>(outp, width).Clear();
@@ -408,7 +408,7 @@ internal static unsafe class ElementwiseCpu
     [IntrinsicImplementation, MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void SumRows(ArrayView<float> partial, int rows, int length, float beta, int u, int units, ArrayView<float> output)
     {
-        DepthwiseCpu.Band((length + 63) / 64, u, units, out int b0, out int b1);
+        CpuBands.Of((length + 63) / 64, u, units, out int b0, out int b1);
         int l0 = b0 * 64, l1 = Math.Min(length, b1 * 64);
         float* p = P(partial), o = P(output);
         for (int l = l0; l < l1; l++)
@@ -450,7 +450,7 @@ internal static unsafe class ElementwiseCpu
     static void MaxPoolArgmax<T, V>(float* x, ConvShape s, int u, int units, float* y, int* am) where T : struct, IVec<V> where V : struct
     {
         int c = s.C, w = T.Width, cv = c - c % w;
-        DepthwiseCpu.Band(s.N * s.OH, u, units, out int r0, out int r1);
+        CpuBands.Of(s.N * s.OH, u, units, out int r0, out int r1);
         for (int r = r0; r < r1; r++)
         {
             int n = r / s.OH, oy = r - n * s.OH;
@@ -497,7 +497,7 @@ internal static unsafe class ElementwiseCpu
     static void MaxPool<T, V>(float* x, ConvShape s, int u, int units, float* y) where T : struct, IVec<V> where V : struct
     {
         int c = s.C, w = T.Width, cv = c - c % w;
-        DepthwiseCpu.Band(s.N * s.OH, u, units, out int r0, out int r1);
+        CpuBands.Of(s.N * s.OH, u, units, out int r0, out int r1);
         for (int r = r0; r < r1; r++)
         {
             int n = r / s.OH, oy = r - n * s.OH;
@@ -550,7 +550,7 @@ internal static unsafe class ElementwiseCpu
     static void MaxPoolBackward<T, V>(float* dy, int* am, ConvShape s, int u, int units, float* dx) where T : struct, IVec<V> where V : struct
     {
         int c = s.C, w = T.Width, cv = c - c % w;
-        DepthwiseCpu.Band(s.N * s.H, u, units, out int r0, out int r1);
+        CpuBands.Of(s.N * s.H, u, units, out int r0, out int r1);
         for (int r = r0; r < r1; r++)
         {
             int n = r / s.H, iy = r - n * s.H;

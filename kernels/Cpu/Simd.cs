@@ -132,3 +132,14 @@ public static class Simd
     /// <summary>The path's name as benchmarks print it.</summary>
     public static string Name => Path switch { SimdPath.Avx512 => "avx512", SimdPath.Avx2 => "avx2", _ => "portable (vector128)" };
 }
+
+/// <summary>How the CPU kernels share work: each launch unit takes one contiguous band.</summary>
+internal static class CpuBands
+{
+    /// <summary>Unit <paramref name="u"/> of <paramref name="units"/>: rows [first, end) of <paramref name="rows"/>.</summary>
+    internal static void Of(int rows, int u, int units, out int first, out int end)
+    {
+        first = (int)((long)rows * u / units);
+        end = (int)((long)rows * (u + 1) / units);
+    }
+}
