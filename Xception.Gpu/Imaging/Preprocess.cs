@@ -39,9 +39,19 @@ public static class Preprocess
     /// and preprocesses it into batch item <paramref name="index"/>. Nearest is the default because Keras'
     /// Xception example, <c>load_img(path, target_size=(299, 299))</c>, resizes with PIL's NEAREST.
     /// </summary>
-    public static void LoadKerasTf(string path, int size, Span<float> batch, int index, ResizeMode mode = ResizeMode.Nearest)
+    public static void LoadKerasTf(string path, int size, Span<float> batch, int index, ResizeMode mode = ResizeMode.Nearest) =>
+        KerasTf(ImageLoader.Load(path), size, batch, index, mode);
+
+    /// <summary>
+    /// As <see cref="LoadKerasTf(string, int, Span{float}, int, ResizeMode)"/> for an encoded image held in memory
+    /// (an upload); <paramref name="name"/> only labels errors (see <see cref="ImageLoader.Decode"/>).
+    /// </summary>
+    public static void DecodeKerasTf(string name, byte[] bytes, int size, Span<float> batch, int index, ResizeMode mode = ResizeMode.Nearest) =>
+        KerasTf(ImageLoader.Decode(name, bytes), size, batch, index, mode);
+
+    /// <summary>Resizes <paramref name="image"/> to <paramref name="size"/> x <paramref name="size"/> (skipped when it already is) and preprocesses it into batch item <paramref name="index"/>.</summary>
+    public static void KerasTf(RgbImage image, int size, Span<float> batch, int index, ResizeMode mode)
     {
-        var image = ImageLoader.Load(path);
         if (image.Width == size && image.Height == size) KerasTf(image, batch, index);
         else KerasTf(ImageResize.ResizeToFloats(image, size, size, mode), size, size, batch, index);
     }

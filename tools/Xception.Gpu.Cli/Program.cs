@@ -23,6 +23,7 @@ namespace Xception.Gpu.Cli
             EvalCommand.Declare(),
             StudyCommand.Declare(),
             ExportCommand.Declare(),
+            Serving.ServeCommand.Declare(),
             KernelsCommand.Declare(),
         ];
 
