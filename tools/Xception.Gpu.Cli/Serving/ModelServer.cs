@@ -47,6 +47,11 @@ sealed class ModelServer : IAsyncDisposable
 
     public IReadOnlyCollection<ServedModel> Models => models.Values;
 
+    /// <summary>The routes served, as "METHOD /pattern" (the fallback aside): what /openapi.json must describe.</summary>
+    public IReadOnlyList<string> Routes =>
+        [.. ((IEndpointRouteBuilder)app).DataSources.SelectMany(d => d.Endpoints).OfType<RouteEndpoint>()
+            .SelectMany(e => (e.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods ?? []).Select(m => $"{m} {e.RoutePattern.RawText}"))];
+
     /// <summary>Starts listening, then loads the models on another thread (see <see cref="Loaded"/>).</summary>
     public static async Task<ModelServer> StartAsync(ServeOptions options, Func<IReadOnlyList<ServedModel>> load)
     {
@@ -102,7 +107,6 @@ sealed class ModelServer : IAsyncDisposable
     {
         app.Use(Authorize);
         app.MapGet("/", Page);
-        app.MapGet("/index.html", Page);
         app.MapGet("/openapi.json", ctx => Resource(ctx, "openapi.json", "application/json"));
         app.MapGet("/v2", ServerMetadata);
         app.MapGet("/v2/health/live", ctx => Json(ctx, 200, w => w.WriteBoolean("live", true)));
@@ -136,7 +140,7 @@ sealed class ModelServer : IAsyncDisposable
     }
 
     static bool IsOpen(PathString path) =>
-        path == "/" || path == "/index.html" || path == "/openapi.json" || path == "/ping" || path.StartsWithSegments("/v2/health");
+        path == "/" || path == "/openapi.json" || path == "/ping" || path.StartsWithSegments("/v2/health");
 
     /// <summary>Finds the model a path names (404 when none), and refuses work while not ready (503).</summary>
     async Task Model(HttpContext ctx, Func<ServedModel, Task> body, bool needsReady)
@@ -155,7 +159,7 @@ sealed class ModelServer : IAsyncDisposable
         }
         if (needsReady && !ready)
         {
-            model.Batcher.Stats.RecordFailure(FailureReason.Rejected, TimeSpan.Zero);
+            if (HttpMethods.IsPost(ctx.Request.Method)) model.Batcher.Stats.RecordFailure(FailureReason.Rejected, TimeSpan.Zero);
             await Unavailable(ctx, notReady).ConfigureAwait(false);
             return;
         }
