@@ -24,6 +24,7 @@ namespace Xception.Gpu.Cli
             StudyCommand.Declare(),
             ExportCommand.Declare(),
             Serving.ServeCommand.Declare(),
+            Serving.ServeBenchCommand.Declare(),
             KernelsCommand.Declare(),
         ];
 
