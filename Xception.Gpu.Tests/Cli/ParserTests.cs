@@ -121,7 +121,7 @@ public class ParserTests
     [Fact]
     public void AnUnknownCommandGetsASuggestion()
     {
-        const string commands = "commands: devices, bench, summary, predict, features, explain, train, eval, study, export, kernels";
+        const string commands = "commands: devices, bench, summary, predict, features, explain, train, eval, study, export, serve, serve-bench, kernels";
         OneLine($"xception: unknown command 'trian'; did you mean 'train'? {commands}", "trian");
         OneLine($"xception: unknown command 'trian'; did you mean 'train'? {commands}", "help", "trian");
         OneLine($"xception: unknown command 'frobnicate'; {commands}", "frobnicate");

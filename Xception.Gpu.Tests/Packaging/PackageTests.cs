@@ -126,6 +126,28 @@ public class PackageTests(PackedRepo repo) : IClassFixture<PackedRepo>
     }
 
     [Fact]
+    public async Task TheInstalledToolServes()
+    {
+        var p = repo.Pack();
+        var xception = repo.Tool();
+        var weights = repo.Checkpoint();
+        using var serve = Serving.ServeProcess.Start(repo.StartInfo(xception,
+            ["serve", "--weights", weights, "--device", "cpu", "--urls", "http://127.0.0.1:0", "--no-features"], p.Root));
+        await serve.Ready.WaitAsync(TimeSpan.FromMinutes(3));
+        using var client = new HttpClient { BaseAddress = new Uri(serve.Url) };
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await client.GetAsync("/v2/health/ready")).StatusCode);
+        Assert.Contains("xception-model", await client.GetStringAsync("/"));
+        var image = File.ReadAllBytes(InferenceApiTests.WritePng(p.Files, "served.png", 45, 38));
+        using var r = await client.PostAsync("/predictions/xception", new ByteArrayContent(image));
+        var body = await r.Content.ReadAsStringAsync();
+        Assert.True(r.IsSuccessStatusCode, body);
+        Assert.Equal(5, System.Text.Json.JsonDocument.Parse(body).RootElement.GetProperty("predictions").GetArrayLength());
+        serve.Terminate();
+        Assert.True(serve.WaitForExit(TimeSpan.FromMinutes(1)), "the installed tool's server did not stop within a minute of SIGTERM");
+        Assert.True(serve.Process.ExitCode == 0, serve.Output);
+    }
+
+    [Fact]
     public void TheReadmeLibraryExampleRunsAgainstThePackage()
     {
         var p = repo.Pack();
@@ -290,15 +312,8 @@ public sealed class PackedRepo : IDisposable
         return m.Groups[1].Value;
     }
 
-    public (int Code, string Output) Dotnet(string[] args, string workDir, TimeSpan? timeout = null) =>
-        Run(sdk.Value.Dotnet!, args, workDir, timeout);
-
-    /// <summary>
-    /// Runs a program with stdout and stderr captured together. MSBuild's variables from the `dotnet test` that
-    /// runs this are removed (a nested build must not reuse the outer one's settings); DOTNET_ROOT points at the
-    /// SDK's folder so that the tool's app host finds the runtime wherever the SDK lives.
-    /// </summary>
-    public (int Code, string Output) Run(string program, string[] args, string workDir, TimeSpan? timeout = null)
+    /// <summary>How <see cref="Run"/> starts a program (for a test that talks to it while it runs).</summary>
+    public System.Diagnostics.ProcessStartInfo StartInfo(string program, string[] args, string workDir)
     {
         var psi = new System.Diagnostics.ProcessStartInfo(program, args)
         {
@@ -312,7 +327,20 @@ public sealed class PackedRepo : IDisposable
         psi.Environment["DOTNET_SKIP_FIRST_TIME_EXPERIENCE"] = "1";
         psi.Environment["MSBUILDDISABLENODEREUSE"] = "1";
         if (sdk.Value.Dotnet is { } dotnet) psi.Environment["DOTNET_ROOT"] = Path.GetDirectoryName(dotnet);
-        using var proc = System.Diagnostics.Process.Start(psi)!;
+        return psi;
+    }
+
+    public (int Code, string Output) Dotnet(string[] args, string workDir, TimeSpan? timeout = null) =>
+        Run(sdk.Value.Dotnet!, args, workDir, timeout);
+
+    /// <summary>
+    /// Runs a program with stdout and stderr captured together. MSBuild's variables from the `dotnet test` that
+    /// runs this are removed (a nested build must not reuse the outer one's settings); DOTNET_ROOT points at the
+    /// SDK's folder so that the tool's app host finds the runtime wherever the SDK lives.
+    /// </summary>
+    public (int Code, string Output) Run(string program, string[] args, string workDir, TimeSpan? timeout = null)
+    {
+        using var proc = System.Diagnostics.Process.Start(StartInfo(program, args, workDir))!;
         var output = new System.Text.StringBuilder();
         proc.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
         proc.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };

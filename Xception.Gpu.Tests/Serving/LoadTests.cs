@@ -116,58 +116,35 @@ public class LoadTests
     [Fact]
     public async Task SigtermDrainsAnsweringEveryAcceptedRequestThenExitsZero()
     {
-        var output = new System.Text.StringBuilder();
-        var listening = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         // A 1 s queue delay: the requests are still queued when the signal comes.
-        var psi = new ProcessStartInfo("dotnet", ["exec", Path.Combine(AppContext.BaseDirectory, "xception.dll"), "serve", "--weights", ServerHost.Weights,
-            "--device", "cpu", "--urls", "http://127.0.0.1:0", "--no-features", "--max-queue-delay-us", "1000000", "--drain-timeout-s", "60"])
-        { RedirectStandardOutput = true, RedirectStandardError = true };
-        using var p = Process.Start(psi)!;
-        void Line(string? l)
+        using var serve = ServeProcess.Start(new ProcessStartInfo("dotnet", ["exec", Path.Combine(AppContext.BaseDirectory, "xception.dll"), "serve",
+            "--weights", ServerHost.Weights, "--device", "cpu", "--urls", "http://127.0.0.1:0", "--no-features", "--max-queue-delay-us", "1000000", "--drain-timeout-s", "60"]));
+        await serve.Ready.WaitAsync(TimeSpan.FromMinutes(3));
+        var url = serve.Url;
+        using var client = new HttpClient { BaseAddress = new Uri(url), Timeout = TimeSpan.FromMinutes(2) };
+        var png = Images(1)[0];
+        var inFlight = Enumerable.Range(0, 4).Select(_ => client.PostAsync("/predictions/xception", new ByteArrayContent(png))).ToList();
+        // Wait until the server holds all four (queued for the 1 s delay), then SIGTERM.
+        var sw = Stopwatch.StartNew();
+        while (!(await client.GetStringAsync("/metrics")).Contains("nv_inference_pending_request_count{model=\"xception\",version=\"1\"} 4") && sw.Elapsed < TimeSpan.FromSeconds(20))
+            await Task.Delay(10);
+        serve.Terminate();
+        foreach (var request in inFlight)
         {
-            if (l is null) return;
-            lock (output) output.AppendLine(l);
-            if (l.StartsWith("xception serve: listening on ")) listening.TrySetResult(l["xception serve: listening on ".Length..].Trim());
-            if (l.StartsWith("xception serve: ready")) ready.TrySetResult();
+            using var r = await request;
+            Assert.Equal(HttpStatusCode.OK, r.StatusCode);
         }
-        p.OutputDataReceived += (_, e) => Line(e.Data);
-        p.ErrorDataReceived += (_, e) => Line(e.Data);
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
+        // New work is refused: the listener is closed (or, on a connection still open, 503).
         try
         {
-            var url = await listening.Task.WaitAsync(TimeSpan.FromMinutes(2));
-            await ready.Task.WaitAsync(TimeSpan.FromMinutes(3));
-            using var client = new HttpClient { BaseAddress = new Uri(url), Timeout = TimeSpan.FromMinutes(2) };
-            var png = Images(1)[0];
-            var inFlight = Enumerable.Range(0, 4).Select(_ => client.PostAsync("/predictions/xception", new ByteArrayContent(png))).ToList();
-            // Wait until the server holds all four (queued for the 1 s delay), then SIGTERM.
-            var sw = Stopwatch.StartNew();
-            while (!(await client.GetStringAsync("/metrics")).Contains("nv_inference_pending_request_count{model=\"xception\",version=\"1\"} 4") && sw.Elapsed < TimeSpan.FromSeconds(20))
-                await Task.Delay(10);
-            using (var kill = Process.Start("kill", ["-TERM", p.Id.ToString()])) kill.WaitForExit();
-            foreach (var request in inFlight)
-            {
-                using var r = await request;
-                Assert.Equal(HttpStatusCode.OK, r.StatusCode);
-            }
-            // New work is refused: the listener is closed (or, on a connection still open, 503).
-            try
-            {
-                using var fresh = new HttpClient { BaseAddress = new Uri(url) };
-                using var late = await fresh.PostAsync("/predictions/xception", new ByteArrayContent(png));
-                Assert.Equal(HttpStatusCode.ServiceUnavailable, late.StatusCode);
-            }
-            catch (HttpRequestException) { }
-            Assert.True(p.WaitForExit(TimeSpan.FromSeconds(60)), "the server did not exit within 60 s of SIGTERM");
-            p.WaitForExit();
-            Assert.True(p.ExitCode == 0, $"exit code {p.ExitCode}:\n{output}");
-            lock (output) Assert.Contains("SIGTERM: draining", output.ToString());
+            using var fresh = new HttpClient { BaseAddress = new Uri(url) };
+            using var late = await fresh.PostAsync("/predictions/xception", new ByteArrayContent(png));
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, late.StatusCode);
         }
-        finally
-        {
-            if (!p.HasExited) p.Kill(entireProcessTree: true);
-        }
+        catch (HttpRequestException) { }
+        Assert.True(serve.WaitForExit(TimeSpan.FromSeconds(60)), "the server did not exit within 60 s of SIGTERM");
+        Assert.True(serve.Process.ExitCode == 0, $"exit code {serve.Process.ExitCode}:\n{serve.Output}");
+        Assert.Contains("SIGTERM: draining", serve.Output);
+        Assert.Contains("stopped after draining", serve.Output);
     }
 }

@@ -46,7 +46,7 @@ static class ServeCommand
     {
         a.ApplyImageLimit();
         var weights = a.String("weights") ?? throw new UsageException("serve needs --weights (a Keras .h5 file or a checkpoint)");
-        if (!File.Exists(weights)) throw new XceptionException($"weights file '{weights}' not found");
+        if (!File.Exists(weights)) throw new XceptionException($"weights file '{weights}' does not exist");
         var options = Options(a);
         string device = a.String("device", "auto");
         int? size = a.String("image-size") is null ? null : a.Int("image-size", 299, 71, 8192);
