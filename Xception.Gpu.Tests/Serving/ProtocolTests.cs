@@ -54,6 +54,10 @@ public class ProtocolTests
         Assert.Equal("avg_pool", features.GetProperty("outputs")[0].GetProperty("name").GetString());
         Assert.Equal([-1, 2048], features.GetProperty("outputs")[0].GetProperty("shape").EnumerateArray().Select(e => e.GetInt32()));
         Assert.Equal(200, (await host.GetJson("/v2/models/xception/ready")).Status);
+        Assert.Equal(200, (await host.GetJson("/v2/models/xception/versions/1/ready")).Status);
+        var (missing, why) = await host.GetJson("/v2/models/xception/versions/2");
+        Assert.Equal(404, missing);
+        Assert.Equal("model 'xception' has version 1 only, not '2'", why.GetProperty("error").GetString());
 
         // One inference, then the statistics count it.
         using (var r = await host.PostBytes("/predictions/xception", Png())) Assert.Equal(HttpStatusCode.OK, r.StatusCode);

@@ -3,8 +3,8 @@ using System.Runtime.InteropServices;
 namespace Xception.Gpu.Cli;
 
 /// <summary>
-/// Ctrl-C (SIGINT) and SIGTERM during training: the first asks the trainer to finish its step and write a
-/// checkpoint; a second ends the process at once (the signal's default action).
+/// Ctrl-C (SIGINT) and SIGTERM: the first cancels <see cref="Token"/> (training finishes its step and writes a
+/// checkpoint; the server drains) and says so; a second ends the process at once (the signal's default action).
 /// </summary>
 sealed class StopSignal : IDisposable
 {
@@ -15,8 +15,12 @@ sealed class StopSignal : IDisposable
     readonly List<PosixSignalRegistration> registrations = new();
     int received;
 
-    public StopSignal()
+    readonly string action;
+
+    /// <param name="action">what the first signal does, for the line printed when it comes</param>
+    public StopSignal(string action = "finishing this step and writing a checkpoint")
     {
+        this.action = action;
         foreach (var signal in new[] { PosixSignal.SIGINT, PosixSignal.SIGTERM })
         {
             try { registrations.Add(PosixSignalRegistration.Create(signal, Handle)); }
@@ -26,11 +30,15 @@ sealed class StopSignal : IDisposable
 
     public CancellationToken Token => source.Token;
 
+    /// <summary>The signal that came (SIGINT or SIGTERM); empty before.</summary>
+    public string Signal { get; private set; } = "";
+
     void Handle(PosixSignalContext context)
     {
         if (Interlocked.Increment(ref received) > 1) return; // Cancel stays false: the process ends now
         context.Cancel = true;
-        Console.Error.WriteLine($"\nxception: {context.Signal}: finishing this step and writing a checkpoint (send it again to stop at once)");
+        Signal = context.Signal.ToString();
+        Console.Error.WriteLine($"\nxception: {Signal}: {action} (send it again to stop at once)");
         source.Cancel();
     }
 

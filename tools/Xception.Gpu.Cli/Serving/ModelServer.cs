@@ -58,6 +58,9 @@ sealed class ModelServer : IAsyncDisposable
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ApplicationName = "xception" });
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
+        // A failure to start (a port in use) reaches the caller as an exception and its one line; the host's own log
+        // of it would be a second report with a stack trace.
+        builder.Logging.AddFilter("Microsoft.Extensions.Hosting", LogLevel.None);
         // Signals are the command's to handle (it drains first); an in-process host (the tests) registers none.
         builder.Services.AddSingleton<IHostLifetime, NoSignals>();
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = options.DrainTimeout);
@@ -70,7 +73,15 @@ sealed class ModelServer : IAsyncDisposable
         var app = builder.Build();
         var server = new ModelServer(app, options);
         server.Map();
-        await app.StartAsync().ConfigureAwait(false);
+        try
+        {
+            await app.StartAsync().ConfigureAwait(false);
+        }
+        catch
+        {
+            await app.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
         server.Addresses = [.. app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses];
         server.Loaded = Task.Run(() =>
         {
@@ -112,10 +123,14 @@ sealed class ModelServer : IAsyncDisposable
         app.MapGet("/v2/health/live", ctx => Json(ctx, 200, w => w.WriteBoolean("live", true)));
         app.MapGet("/v2/health/ready", ctx => ready ? Json(ctx, 200, w => w.WriteBoolean("ready", true)) : Unavailable(ctx, notReady));
         app.MapGet("/ping", ctx => ready ? Json(ctx, 200, w => w.WriteString("status", "Healthy")) : Unavailable(ctx, notReady));
-        app.MapGet("/v2/models/{name}", ctx => Model(ctx, m => ModelMetadata(ctx, m), needsReady: false));
-        app.MapGet("/v2/models/{name}/ready", ctx => Model(ctx, m => Json(ctx, 200, w => { w.WriteString("name", m.Name); w.WriteBoolean("ready", true); }), needsReady: true));
-        app.MapGet("/v2/models/{name}/stats", ctx => Model(ctx, m => ModelStatistics(ctx, m), needsReady: false));
-        app.MapPost("/v2/models/{name}/infer", ctx => Model(ctx, m => Counted(ctx, m, () => Infer(ctx, m)), needsReady: true));
+        // The v2 paths with and without a version (each model has version 1).
+        foreach (var model in new[] { "/v2/models/{name}", "/v2/models/{name}/versions/{version}" })
+        {
+            app.MapGet(model, ctx => Model(ctx, m => ModelMetadata(ctx, m), needsReady: false));
+            app.MapGet(model + "/ready", ctx => Model(ctx, m => Json(ctx, 200, w => { w.WriteString("name", m.Name); w.WriteBoolean("ready", true); }), needsReady: true));
+            app.MapGet(model + "/stats", ctx => Model(ctx, m => ModelStatistics(ctx, m), needsReady: false));
+            app.MapPost(model + "/infer", ctx => Model(ctx, m => Counted(ctx, m, () => Infer(ctx, m)), needsReady: true));
+        }
         app.MapPost("/predictions/{name}", ctx => Model(ctx, m => Counted(ctx, m, () => Predict(ctx, m)), needsReady: true));
         app.MapPost("/explanations/{name}", ctx => Model(ctx, m => Counted(ctx, m, () => Explain(ctx, m)), needsReady: true));
         app.MapGet("/metrics", ctx => Text(ctx, 200, Metrics.Render(models.Values), "text/plain; version=0.0.4; charset=utf-8"));
@@ -155,6 +170,11 @@ sealed class ModelServer : IAsyncDisposable
             }
             var known = string.Join(", ", new[] { options.ModelName, options.FeaturesName }.Where(n => models.Count == 0 || models.ContainsKey(n)).Select(n => $"'{n}'"));
             await Error(ctx, 404, $"unknown model '{Clip(name)}'; this server serves {known}").ConfigureAwait(false);
+            return;
+        }
+        if (ctx.Request.RouteValues["version"] is string version && version != ServedModel.Version)
+        {
+            await Error(ctx, 404, $"model '{model.Name}' has version {ServedModel.Version} only, not '{Clip(version)}'").ConfigureAwait(false);
             return;
         }
         if (needsReady && !ready)

@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using Xception.Gpu.Imaging;
 using Xception.Gpu.Inference;
 using Xception.Gpu.Serving;
@@ -78,14 +77,13 @@ static class ServeCommand
         {
             throw new XceptionException($"cannot listen on {string.Join(";", options.Urls)}: {e.Message}");
         }
-        using var stop = new StopOnSignal();
+        using var stop = new StopSignal("draining: answering the requests already accepted, refusing new ones");
         foreach (var address in server.Addresses) Console.WriteLine($"xception serve: listening on {address}");
         try
         {
             server.Loaded.WaitAsync(stop.Token).GetAwaiter().GetResult();
             Console.WriteLine($"xception serve: ready ({string.Join(", ", server.Models.Select(m => m.Name))}); Ctrl-C or SIGTERM stops it");
             stop.Token.WaitHandle.WaitOne();
-            Console.Error.WriteLine($"xception serve: {stop.Signal}: draining (answering the requests already accepted, refusing new ones)");
         }
         catch (OperationCanceledException)
         {
@@ -143,39 +141,5 @@ static class ServeCommand
                 QueueTimeoutMilliseconds = a.String("queue-timeout-ms") is null ? null : a.Int("queue-timeout-ms", 0, 1, 3_600_000),
             },
         };
-    }
-
-    /// <summary>SIGINT or SIGTERM: the first starts the drain; a second ends the process at once (the signal's default action).</summary>
-    sealed class StopOnSignal : IDisposable
-    {
-        readonly CancellationTokenSource source = new();
-        readonly List<PosixSignalRegistration> registrations = new();
-        int received;
-
-        public StopOnSignal()
-        {
-            foreach (var signal in new[] { PosixSignal.SIGINT, PosixSignal.SIGTERM })
-            {
-                try { registrations.Add(PosixSignalRegistration.Create(signal, Handle)); }
-                catch (PlatformNotSupportedException) { }
-            }
-        }
-
-        public CancellationToken Token => source.Token;
-        public string Signal { get; private set; } = "";
-
-        void Handle(PosixSignalContext context)
-        {
-            if (Interlocked.Increment(ref received) > 1) return;
-            context.Cancel = true;
-            Signal = context.Signal.ToString();
-            source.Cancel();
-        }
-
-        public void Dispose()
-        {
-            foreach (var r in registrations) r.Dispose();
-            source.Dispose();
-        }
     }
 }
