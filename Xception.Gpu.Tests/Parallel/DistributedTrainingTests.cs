@@ -247,7 +247,7 @@ public class DistributedTrainingTests
     }
 
     [Fact]
-    public void AKilledRankEndsTheJobAndTheRunResumes()
+    public async Task AKilledRankEndsTheJobAndTheRunResumes()
     {
         RequireMpirun();
         using var tmp = new TempDir();
@@ -261,13 +261,13 @@ public class DistributedTrainingTests
             var sw = Stopwatch.StartNew();
             while (!File.Exists(Path.Combine(dir, "ckpt-00000004.safetensors")) && !p.HasExited && sw.Elapsed < TimeSpan.FromMinutes(5))
                 Thread.Sleep(20);
-            if (p.HasExited) Assert.Fail($"the job ended before a rank could be killed: {so.Result}{se.Result}");
+            if (p.HasExited) Assert.Fail($"the job ended before a rank could be killed: {await so}{await se}");
             var ranks = RankProcesses(dir);
             Assert.True(ranks.Count == 2, $"found {ranks.Count} rank processes of {dir}");
             ranks[^1].Kill(); // SIGKILL one rank: no handler of ours runs
             Assert.True(p.WaitForExit(TimeSpan.FromMinutes(2)), "mpirun kept running after a rank was killed");
             Assert.NotEqual(0, p.ExitCode);
-            TestContext.Current.SendDiagnosticMessage($"mpirun after kill -9 of a rank: exit {p.ExitCode}; {(so.Result + se.Result).Split('\n').FirstOrDefault(l => l.Contains("exited on signal"))?.Trim()}");
+            TestContext.Current.SendDiagnosticMessage($"mpirun after kill -9 of a rank: exit {p.ExitCode}; {(await so + await se).Split('\n').FirstOrDefault(l => l.Contains("exited on signal"))?.Trim()}");
             Thread.Sleep(500);
             Assert.Empty(RankProcesses(dir)); // the other rank did not stay behind, waiting
         }

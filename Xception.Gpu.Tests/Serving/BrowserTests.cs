@@ -58,7 +58,7 @@ public class BrowserTests
         // Clicking a class loads its Grad-CAM overlay: an image that differs from the upload.
         rows[1].Click();
         var js = (IJavaScriptExecutor)driver;
-        wait.Until(_ => (bool)js.ExecuteScript("const o = document.getElementById('overlay'); return !!o.getAttribute('src') && o.complete && o.naturalWidth > 0;"));
+        wait.Until(_ => js.ExecuteScript("const o = document.getElementById('overlay'); return !!o.getAttribute('src') && o.complete && o.naturalWidth > 0;") is true);
         Assert.Contains(want[1].Label, driver.FindElement(By.Id("overlay-title")).Text);
         var difference = Convert.ToDouble(js.ExecuteScript("""
             const a = document.getElementById('preview'), b = document.getElementById('overlay');

@@ -24,7 +24,7 @@ public sealed record BatchLoaderOptions
     /// <summary>The first batch to produce: a run resumed in the middle of an epoch continues where it stopped.</summary>
     public int StartBatch { get; init; }
 
-    /// <summary>Throw the <see cref="ImageException"/> of an undecodable image instead of skipping the sample.</summary>
+    /// <summary>Throw the <see cref="Imaging.ImageException"/> of an undecodable image instead of skipping the sample.</summary>
     public bool Strict { get; init; }
 
     /// <summary>Decoding threads; 0 means <see cref="Environment.ProcessorCount"/>.</summary>

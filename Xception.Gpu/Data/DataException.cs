@@ -4,7 +4,7 @@ namespace Xception.Gpu.Data;
 /// A data set that cannot be opened or read: a missing folder or file, a file in the wrong format, labels that
 /// do not match the images, an unknown data set name. The message is one line that names the file, folder or
 /// value and says what was expected, because these errors reach users who typed a path on a command line.
-/// Undecodable images inside a data set are <see cref="ImageException"/>s instead, so a training run can skip them.
+/// Undecodable images inside a data set are <see cref="Imaging.ImageException"/>s instead, so a training run can skip them.
 /// </summary>
 public sealed class DataException : XceptionException
 {

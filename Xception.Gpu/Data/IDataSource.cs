@@ -24,7 +24,7 @@ public interface IDataSource
 
     /// <summary>
     /// Decodes sample <paramref name="index"/>. An image that cannot be decoded throws an
-    /// <see cref="ImageException"/> naming its file, which the batch loader may skip.
+    /// <see cref="Imaging.ImageException"/> naming its file, which the batch loader may skip.
     /// </summary>
     RawImage Load(int index);
 }

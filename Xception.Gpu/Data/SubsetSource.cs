@@ -9,6 +9,7 @@ public sealed class SubsetSource : IDataSource
     readonly IDataSource source;
     readonly int[] indices;
 
+    /// <param name="source">the data set the subset is taken from</param>
     /// <param name="indices">indices into <paramref name="source"/>, each in range; kept in the order given</param>
     /// <param name="what">a few words for <see cref="Description"/>, e.g. "the first 5000 after a shuffle with seed 0"</param>
     public SubsetSource(IDataSource source, IReadOnlyList<int> indices, string what)

@@ -1,7 +1,7 @@
 namespace Xception.Gpu.Graph;
 
 /// <summary>
-/// What a parameter is for, which decides how it starts (<see cref="Model.Initialize"/>), whether it is
+/// What a parameter is for, which decides how it starts (<see cref="Model.Initialize(int)"/>), whether it is
 /// trained, and whether weight decay applies: behaviour follows the role, never the Keras name.
 /// </summary>
 public enum ParameterRole

@@ -22,7 +22,7 @@ public sealed class XceptionBuilder
         plan = XceptionPlan.Of(c);
     }
 
-    /// <summary>The model of a configuration (Keras' Xception by default), with zero weights: see <see cref="Model.Initialize"/>.</summary>
+    /// <summary>The model of a configuration (Keras' Xception by default), with zero weights: see <see cref="Model.Initialize(int)"/>.</summary>
     public static Model Build(XceptionConfig? config = null)
     {
         var b = new XceptionBuilder(config ?? new XceptionConfig());

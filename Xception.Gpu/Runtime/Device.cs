@@ -8,6 +8,12 @@ using ILGPU.Runtime.Cuda;
 using ILGPU.Runtime.OpenCL;
 
 /// <summary>What <c>xception devices</c> prints about one accelerator.</summary>
+/// <param name="Id">The device string that opens it, e.g. cuda:0.</param>
+/// <param name="Kind">CPU accelerator, CUDA or OpenCL.</param>
+/// <param name="Name">The name the driver reports.</param>
+/// <param name="MemoryBytes">Its memory in bytes.</param>
+/// <param name="WarpSize">Threads that run in lockstep, as ILGPU reports them (a CUDA warp).</param>
+/// <param name="Multiprocessors">Streaming multiprocessors or compute units (cores on the CPU).</param>
 /// <param name="Usable">Whether the device can run the kernels (<c>Device.Open</c> refuses it otherwise).</param>
 /// <param name="Note">How the device runs, or why it cannot.</param>
 /// <param name="AutoPicks">

@@ -16,8 +16,14 @@ public static class Checkpoints
     const string StateKey = "train_state";
 
     /// <summary>The run's state besides the tensors.</summary>
-    /// <param name="Frozen">the frozen layers' names (<see cref="Model.FrozenLayers"/>); null in checkpoints written before freezing existed</param>
-    /// <param name="BatchNormMode">the model's <see cref="Graph.BatchNormMode"/> by name; null in older checkpoints</param>
+    /// <param name="Position">where the run stands: epoch, batch, step, samples</param>
+    /// <param name="Running">the running metric sums of the epoch in progress</param>
+    /// <param name="Batch">the global batch size</param>
+    /// <param name="Seed">the run's seed</param>
+    /// <param name="Optimizer">the optimizer's name</param>
+    /// <param name="Data">the data set's description, checked when resuming</param>
+    /// <param name="Frozen">the frozen layers' names (<see cref="Model.FrozenLayers"/>); null in checkpoints without frozen layers</param>
+    /// <param name="BatchNormMode">the model's <see cref="Graph.BatchNormMode"/> by name; null where the file does not record it</param>
     public sealed record State(TrainPosition Position, double[] Running, int Batch, int Seed, string Optimizer, string Data,
         string[]? Frozen = null, string? BatchNormMode = null);
 
