@@ -3,7 +3,7 @@ using Xunit;
 
 namespace Xception.Gpu.Tests.Bench;
 
-/// <summary>The benchmark's shape table, walked from the model's plan, has Keras' sizes (DESIGN: 149, 147, 74, 37, 19, 10).</summary>
+/// <summary>The benchmark's shape table, walked from the model's plan, has Keras' sizes (as Keras' model.summary() prints them: 149, 147, 74, 37, 19, 10).</summary>
 public class XceptionShapesTests
 {
     [Fact]

@@ -6,14 +6,14 @@ namespace Xception.Gpu.Tests.Cli;
 
 /// <summary>
 /// The command line on System.CommandLine: generated help for every command, one-line parse errors with a
-/// suggestion, both value spellings, flags that refuse values, tab completion, and every option name the
-/// hand-written parser accepted before (the contract below).
+/// suggestion, both value spellings, flags that refuse values, tab completion, and every option name of the
+/// contract below.
 /// </summary>
 public class ParserTests
 {
     /// <summary>
-    /// The option names (values, then flags) each command accepted before the move to System.CommandLine, from
-    /// the old parser's Options and Flags arrays: scripts that use them must keep working.
+    /// The option names (values, then flags) each of these commands accepts: scripts that use them must keep
+    /// working, so a rename or removal fails here.
     /// </summary>
     static readonly Dictionary<string, (string[] Values, string[] Flags)> Contract = new()
     {
@@ -31,7 +31,6 @@ public class ParserTests
             ["no-augment", "strict", "nesterov", "new-head", "help", "sync-bn"]),
         ["eval"] = (["weights", "data", "split", "val-split", "seed", "batch", "device", "image-size", "max-image-pixels"], ["strict", "help"]),
         ["kernels"] = (["arch", "ptx"], ["help"]),
-        // Written for the old parser too, and ported with the rest.
         ["study"] = (["data", "model", "image-size", "train-images", "test-images", "segments", "steps", "epochs",
             "eval-every", "seeds", "batch", "lr", "lr-schedule", "momentum", "weight-decay", "out", "device", "cpu-threads"], ["no-augment", "help"]),
         ["export"] = (["weights", "model", "pooling", "onnx", "h5", "safetensors", "image-size", "batch", "opset"], ["dynamic-size", "dynamic-batch", "logits", "help"]),

@@ -43,7 +43,7 @@ public class StudyVariantTests
     [Fact]
     public void XceptionAt299IsAbout8Point4GigaMultiplyAdds()
     {
-        // The design card's figure (the paper's model, Keras' count of about 8.4 G), pointwise about 91% of it.
+        // The paper's model at 299: Keras' count of about 8.4 G, pointwise about 91% of it.
         using var m = XceptionBuilder.Build();
         long total = Cost.MultiplyAdds(m);
         Assert.InRange(total, 8.3e9, 8.5e9);

@@ -11,15 +11,16 @@ namespace Xception.Gpu.Tests.Models;
 /// </summary>
 public class XceptionPlanTests
 {
-    // The formulas XceptionConfig used before the plan, kept here as the record of what callers relied on.
-    static int OldExitSize(XceptionConfig c)
+    // Closed formulas for the exit size and the separable convolutions' inputs, written without the plan: the
+    // plan, which derives them by walking the topology, must agree with them.
+    static int FormulaExitSize(XceptionConfig c)
     {
         int s = (c.ImageSize - 3) / c.EntryStride + 1 - 2;
         for (int i = 0; i < 4; i++) s = (s + 1) / 2;
         return s;
     }
 
-    static IEnumerable<int> OldSeparableInputs(XceptionConfig c)
+    static IEnumerable<int> FormulaSeparableInputs(XceptionConfig c)
     {
         int[] entry = [64, 128, 128, 256, 256, 728];
         foreach (var w in entry) yield return c.Channels(w);
@@ -49,11 +50,11 @@ public class XceptionPlanTests
 
     [Theory]
     [MemberData(nameof(Variants))]
-    public void DerivedSizesAndChannelsEqualTheOldFormulasAndTheBuiltModel(string variant)
+    public void DerivedSizesAndChannelsEqualTheClosedFormulasAndTheBuiltModel(string variant)
     {
         var c = Configs[variant];
-        Assert.Equal(OldExitSize(c), c.ExitSize());
-        Assert.Equal(OldSeparableInputs(c).Distinct(), c.SeparableInputs().Distinct());
+        Assert.Equal(FormulaExitSize(c), c.ExitSize());
+        Assert.Equal(FormulaSeparableInputs(c).Distinct(), c.SeparableInputs().Distinct());
 
         using var m = XceptionBuilder.Build(c);
         var seps = m.Layers.OfType<SeparableConv2DLayer>().ToList();
@@ -65,14 +66,14 @@ public class XceptionPlanTests
     }
 
     [Fact]
-    public void ExitSizeEqualsTheOldFormulaForEverySizeAndStride()
+    public void ExitSizeEqualsTheClosedFormulaForEverySizeAndStride()
     {
         // Including sizes too small for the stem, which validation must keep refusing (exit size below 1).
         for (int stride = 1; stride <= 2; stride++)
             for (int size = 0; size <= 600; size++)
             {
                 var c = new XceptionConfig { ImageSize = size, EntryStride = stride, Width = 0.25f };
-                Assert.True(OldExitSize(c) == c.ExitSize(), $"size {size}, stride {stride}: old {OldExitSize(c)}, derived {c.ExitSize()}");
+                Assert.True(FormulaExitSize(c) == c.ExitSize(), $"size {size}, stride {stride}: formula {FormulaExitSize(c)}, derived {c.ExitSize()}");
             }
     }
 
@@ -141,9 +142,8 @@ public class XceptionPlanTests
     [Fact]
     public void InitialWeightsForASeedAreUnchanged()
     {
-        // Every value Initialize(42) gives the full model, in parameter order: recorded before the plan and
-        // the parameter roles existed, so a refactor that reorders layers or parameters, or starts one
-        // differently, shows here.
+        // Every value Initialize(42) gives the full model, in parameter order, as recorded constants: a refactor
+        // that reorders layers or parameters, or starts one differently, shows here.
         using var m = XceptionBuilder.Build();
         m.Initialize(42);
         using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);

@@ -417,7 +417,7 @@ public sealed class PackedRepo : IDisposable
 
     static IEnumerable<string> Walk(string root)
     {
-        var skip = new HashSet<string> { "bin", "obj", "node_modules", ".git", ".vs", "runs", "TestResults", ".device" };
+        var skip = new HashSet<string> { "bin", "obj", "node_modules", ".git", ".vs", "runs", "TestResults" };
         return Directory.EnumerateFiles(root, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 })
             .Select(f => Path.GetRelativePath(root, f))
             .Where(rel => !rel.Split(Path.DirectorySeparatorChar).Any(skip.Contains));

@@ -127,7 +127,7 @@ public class DataParallelTests
 
         // float32's floor for this model: the same batch in reverse order on the same device is the same
         // mathematics summed in another order. 36 batch-normalized layers at initialization amplify that
-        // rounding to about 1e-3 of the update (measured: 2e-3 at batch 6), so the bar of 1e-3 is
+        // rounding to about 1e-3 of the update (measured: 2e-3 at batch 6), so a bar of 1e-3 is
         // at the floor itself; the replicas must be as close as that floor allows.
         var reversed = new float[x.Length];
         for (int i = 0; i < batch; i++) Array.Copy(x, (batch - 1 - i) * per, reversed, i * per, per);

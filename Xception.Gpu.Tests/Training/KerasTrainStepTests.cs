@@ -87,7 +87,7 @@ public class KerasTrainStepTests
                 // A tensor Keras did not move must not move here either.
                 if (td == 0 && tn >= 1e-20) failures.Add($"{layer.Name}/{p.Name}: Keras left it unchanged, ours moved by {Math.Sqrt(tn):E2}");
                 if (td > 0 && rel > worst) { worst = rel; worstName = $"{layer.Name}/{p.Name}"; }
-                // The bar per tensor: 2e-2 (float32 arithmetic alone costs about 4e-3 here).
+                // The bar per tensor: 2e-2 (float32 arithmetic alone costs about 4e-3 here).
                 if (td > 0 && rel > 2e-2) failures.Add($"{layer.Name}/{p.Name}: update differs from Keras' by {rel:E2} (relative)");
             }
         Assert.True(failures.Count == 0, $"{failures.Count} tensors differ:\n" + string.Join("\n", failures));

@@ -16,10 +16,7 @@
 //         static int Run(Args a) { ... a.String("data", "synthetic:2500"), a.Int("batch", 32, 1, 65536), a.Flag("no-augment"), a.Positional ... }
 //     }
 //
-// and one line in Cli.Commands (Program.cs). Porting a command written for the old hand-written parser: its Help
-// text becomes the summary, the details and one description per option; its Options array becomes Value (or
-// Choice) lines, its Flags array Flag lines ("help" is built in); Run takes the Args and loses its first two
-// lines (the parse and the --help check). Values stay strings until Run reads them through Args' typed
+// and one line in Cli.Commands (Program.cs). "help" is built in. Values stay strings until Run reads them through Args' typed
 // accessors, so every check keeps its message ("--batch must be between 1 and 65536, got 0"); Choice's values
 // are for help and completion, and Run still checks them (case-insensitively, with its own message).
 global using static Xception.Gpu.Cli.Declare;
@@ -73,7 +70,7 @@ static class Declare
 {
     /// <summary>
     /// <c>--name VALUE</c> or <c>--name=VALUE</c>, kept as text for <see cref="Args"/> to check. Given twice, the last
-    /// one counts (as the old parser did: a script can append an override).
+    /// one counts: a script can append an override.
     /// </summary>
     public static Option<string[]> Value(string name, string helpName, string description) =>
         new("--" + name) { HelpName = helpName, Description = description, AllowMultipleArgumentsPerToken = false };
