@@ -70,6 +70,48 @@ public sealed class WeightsHeapTests(ITestOutputHelper log) : IDisposable
         Refused(p, $"'{p}' is damaged: its HDF5 global heap collection at byte {at} declares an object of {objectSize} bytes in a collection of {size} bytes (expected at most the {size - 32} bytes left in the collection)", bytes.Length);
     }
 
+    /// <summary>
+    /// The same damage in a collection whose version or reserved bytes were changed too: PureHDF still decodes its
+    /// objects (it checks the version afterwards), so the scan finds it through the file's reference to it.
+    /// </summary>
+    [Theory]
+    [InlineData(0, 0)]
+    [InlineData(2, 0)]
+    [InlineData(255, 0)]
+    [InlineData(1, 7)] // version 1, a reserved byte set
+    public void ACollectionWithAnotherVersionByteIsCheckedToo(byte version, byte reserved)
+    {
+        var bytes = SmallH5();
+        int at = FirstCollection(bytes);
+        ulong size = BinaryPrimitives.ReadUInt64LittleEndian(bytes.AsSpan(at + 8));
+        bytes[at + 4] = version;
+        bytes[at + 5] = reserved;
+        const ulong objectSize = 0x7000_0000UL; // 1.75 GiB that PureHDF would allocate
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(at + 16 + 8), objectSize);
+        var p = tmp.Write("other-version.h5", bytes);
+        Refused(p, $"'{p}' is damaged: its HDF5 global heap collection at byte {at} declares an object of {objectSize} bytes in a collection of {size} bytes (expected at most the {size - 32} bytes left in the collection)", bytes.Length);
+    }
+
+    /// <summary>Weights whose bytes spell "GCOL" are not a collection: nothing in the file points at them, and the file loads.</summary>
+    [Fact]
+    public void WeightBytesThatSpellTheSignatureAreNotRefused()
+    {
+        var path = tmp["gcol-in-weights.h5"];
+        byte[] fake = [.. "GCOL"u8, 0, 0, 0, 0, 0, 0, 0, 0x40];
+        using (var m = XceptionBuilder.Build(Small))
+        {
+            m.Initialize(8);
+            // "GCOL", a version byte of 0 and a size far past the end of the file, were it read as a collection.
+            var kernel = m["predictions"].Parameters.First(p => p.Name == "kernel").Host;
+            for (int i = 0; i < 3; i++) kernel[i] = BitConverter.ToSingle(fake, 4 * i);
+            ModelWeights.Save(m, Small, path);
+        }
+        Assert.True(File.ReadAllBytes(path).AsSpan().IndexOf(fake) >= 0, "the weights' bytes are not in the file as written");
+        using var model = XceptionBuilder.Build(Small);
+        ModelWeights.Load(model, path);
+        Assert.Equal(BitConverter.ToSingle(fake, 0), model["predictions"].Parameters.First(p => p.Name == "kernel").Host[0]);
+    }
+
     [Theory]
     [InlineData(1UL << 62)]
     [InlineData(16UL)] // below HDF5's minimum, which PureHDF checks only after decoding the objects

@@ -1,4 +1,4 @@
-using Xception.Gpu.Ops;
+using Xception.Gpu.Diagnostics;
 using Xception.Gpu.Tests.IO;
 using Xunit;
 

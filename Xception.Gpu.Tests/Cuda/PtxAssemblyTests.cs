@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.RegularExpressions;
+using Xception.Gpu.Diagnostics;
 using Xception.Gpu.Ops;
 using Xunit;
 

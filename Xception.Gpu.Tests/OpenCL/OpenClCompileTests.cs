@@ -51,11 +51,11 @@ public class OpenClCompileTests
     public void KernelCatalogCoversEveryKernel()
     {
         var found = Kernels().Select(m => m.DeclaringType!.Name + "." + m.Name).ToHashSet();
-        var listed = Gpu.Ops.KernelCatalog.All.Select(e => e.Name).ToList();
+        var listed = Gpu.Diagnostics.KernelCatalog.All.Select(e => e.Name).ToList();
         Assert.Equal(listed.Count, listed.Distinct().Count());
         Assert.Empty(found.Except(listed));
         Assert.Empty(listed.Except(found));
-        foreach (var e in Gpu.Ops.KernelCatalog.All)
+        foreach (var e in Gpu.Diagnostics.KernelCatalog.All)
         {
             Assert.InRange(e.GroupSize, 32, 1024);
             Assert.True(e.GroupSize % 32 == 0, $"{e.Name}: group size {e.GroupSize} is not whole warps");

@@ -46,10 +46,10 @@ public sealed class Executor : IDisposable
     public bool Training { get; }
 
     /// <summary>
-    /// Synchronized batch norm: the replicas' collective and the global batch size. Null (the default) keeps
-    /// each executor's batch statistics its own.
+    /// Synchronized batch norm: how to sum a vector of batch statistics over all replicas (in place, on the host),
+    /// and the global batch size. Null (the default) keeps each executor's batch statistics its own.
     /// </summary>
-    public (ICollective Collective, int GlobalBatch)? SyncBatchNorm { get; set; }
+    public (Action<float[]> AllReduceSum, int GlobalBatch)? SyncBatchNorm { get; set; }
 
     /// <summary>
     /// When set on a training executor, every layer computes as in inference (batch norm normalizes with its

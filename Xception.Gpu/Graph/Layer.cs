@@ -55,9 +55,10 @@ public abstract class Layer
     /// <summary>
     /// Float64 forward on the host (batch-major NHWC arrays), the test oracle. Training mode changes only
     /// batch normalization (batch statistics; moving statistics are left alone) and not dropout (the
-    /// oracle has none).
+    /// oracle has none). Internal: the tests' oracle, not API; a layer defined outside the library has none.
     /// </summary>
-    public abstract double[] Reference(IReadOnlyList<double[]> inputs, int batch, bool training = false);
+    internal virtual double[] Reference(IReadOnlyList<double[]> inputs, int batch, bool training = false) =>
+        throw new NotSupportedException($"layer {Name} ({KerasType}) has no float64 reference");
 
     protected Parameter Param(string name) => Parameters.First(p => p.Name == name);
 

@@ -55,7 +55,7 @@ public sealed class LayerContext
         {
             var host = new float[view.Length];
             ILGPU.Runtime.ArrayViewExtensions.CopyToCPU(view, host);
-            sync.Collective.AllReduceSum(host);
+            sync.AllReduceSum(host);
             ILGPU.Runtime.ArrayViewExtensions.CopyFromCPU(view, host);
         }, localRows / Batch * sync.GlobalBatch);
     }

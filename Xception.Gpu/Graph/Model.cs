@@ -255,7 +255,7 @@ public sealed class Model : IDisposable
     static string Gib(double bytes) => bytes >= 1L << 30 ? $"{bytes / (1L << 30):F1} GiB" : $"{bytes / (1 << 20):F0} MiB";
 
     /// <summary>Float64 forward on the host, layer by layer with each op's reference (see <see cref="Layer.Reference"/>).</summary>
-    public double[] ReferenceForward(double[] input, int batch, bool training = false)
+    internal double[] ReferenceForward(double[] input, int batch, bool training = false)
     {
         var values = new double[Layers.Count][];
         foreach (var l in Layers)

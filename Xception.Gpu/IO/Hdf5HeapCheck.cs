@@ -17,12 +17,13 @@ namespace Xception.Gpu.IO;
 /// and that every object fits in what is left of its collection, so such a file is refused with one line.
 /// </para>
 /// <para>
-/// Limits: a collection is recognised by its signature followed by version 1 and three zero bytes. A
-/// collection whose version or reserved bytes were changed as well is not recognised here, yet PureHDF
-/// would still decode its objects (it validates the version afterwards): this catches damaged files, not
-/// every file crafted to defeat it. Eight bytes of weight data matching such a header by chance has a
-/// probability of about 2^-64 per position, so valid files are not refused. The size of lengths is read
-/// from a superblock at offset 0 (where Keras, h5py and PureHDF put it); otherwise 8 is assumed.
+/// Which collections: every "GCOL" followed by version 1 and three zero bytes (eight bytes of weight data match
+/// that by chance with a probability of about 2^-64 per position); and every other "GCOL", whatever its version
+/// and reserved bytes (PureHDF decodes the objects before it validates the version), whose address the file
+/// holds somewhere as a little-endian offset, which is how a variable-length element points at its collection:
+/// four bytes of weights that spell "GCOL" are not checked unless their own position also appears in the file.
+/// The sizes of offsets and lengths are read from a superblock at offset 0 (where Keras, h5py and PureHDF put
+/// it); otherwise 8 is assumed.
 /// </para>
 /// <para>
 /// Cost: one sequential read of the file in 1 MiB chunks and a vectorised search for the signature, plus a
@@ -46,7 +47,9 @@ public static class Hdf5HeapCheck
         using var file = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.SequentialScan);
         long length = RandomAccess.GetLength(file);
         int lengthSize = SizeOfLengths(file, length);
+        int offsetSize = SizeOfOffsets(file, length);
         var chunk = new byte[(int)Math.Min(ChunkBytes, Math.Max(length, 1))];
+        var others = new SortedSet<long>(); // signatures with another version or reserved bytes
         for (long start = 0; start < length;)
         {
             int n = ReadAt(file, chunk, start);
@@ -54,14 +57,41 @@ public static class Hdf5HeapCheck
             for (int i = span.IndexOf(Signature); i >= 0;)
             {
                 // A header cut by the chunk's end is found again at the start of the next chunk (they overlap by 7 bytes).
-                if (i + 8 <= n && span[i + 4] == 1 && span[i + 5] == 0 && span[i + 6] == 0 && span[i + 7] == 0)
-                    Collection(path, file, length, lengthSize, start + i);
+                if (i + 8 <= n)
+                {
+                    if (span[i + 4] == 1 && span[i + 5] == 0 && span[i + 6] == 0 && span[i + 7] == 0)
+                        Collection(path, file, length, lengthSize, start + i);
+                    else others.Add(start + i);
+                }
                 int next = span[(i + 1)..].IndexOf(Signature);
                 i = next < 0 ? -1 : i + 1 + next;
             }
             if (start + n >= length || n <= 7) break;
             start += n - 7;
         }
+        // Each search below reads the file once; past a few dozen candidates (no valid file has them) every one is
+        // checked as a collection instead.
+        foreach (long at in others)
+            if (others.Count > MaxSearches || Referenced(file, length, chunk, at, offsetSize))
+                Collection(path, file, length, lengthSize, at);
+    }
+
+    const int MaxSearches = 32;
+
+    /// <summary>Whether the file holds <paramref name="address"/> as a little-endian offset of <paramref name="offsetSize"/> bytes.</summary>
+    static bool Referenced(SafeFileHandle file, long length, byte[] chunk, long address, int offsetSize)
+    {
+        Span<byte> pattern = stackalloc byte[8];
+        BinaryPrimitives.WriteInt64LittleEndian(pattern, address);
+        pattern = pattern[..offsetSize];
+        for (long start = 0; start < length;)
+        {
+            int n = ReadAt(file, chunk, start);
+            if (chunk.AsSpan(0, n).IndexOf(pattern) >= 0) return true;
+            if (start + n >= length || n < offsetSize) return false;
+            start += n - (offsetSize - 1);
+        }
+        return false;
     }
 
     /// <summary>
@@ -112,6 +142,17 @@ public static class Hdf5HeapCheck
         ReadAt(file, head, 0);
         if (!head[..8].SequenceEqual((ReadOnlySpan<byte>)[0x89, (byte)'H', (byte)'D', (byte)'F', 0x0d, 0x0a, 0x1a, 0x0a])) return 8;
         int size = head[8] switch { 0 or 1 => head[14], 2 or 3 => head[10], _ => 8 };
+        return size is 2 or 4 or 8 ? size : 8;
+    }
+
+    /// <summary>The superblock's "size of offsets": byte 13 in superblock versions 0 and 1, byte 9 in 2 and 3; else 8.</summary>
+    static int SizeOfOffsets(SafeFileHandle file, long length)
+    {
+        if (length < 16) return 8;
+        Span<byte> head = stackalloc byte[16];
+        ReadAt(file, head, 0);
+        if (!head[..8].SequenceEqual((ReadOnlySpan<byte>)[0x89, (byte)'H', (byte)'D', (byte)'F', 0x0d, 0x0a, 0x1a, 0x0a])) return 8;
+        int size = head[8] switch { 0 or 1 => head[13], 2 or 3 => head[9], _ => 8 };
         return size is 2 or 4 or 8 ? size : 8;
     }
 

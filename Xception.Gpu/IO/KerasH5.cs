@@ -6,9 +6,6 @@ using Xception.Gpu.Models;
 
 namespace Xception.Gpu.IO;
 
-/// <summary>A weight file that does not fit the model, or is not a weight file at all. One line, naming the layer.</summary>
-public sealed class WeightsException(string message, Exception? inner = null) : XceptionException(message, inner);
-
 /// <summary>
 /// Keras' legacy HDF5 weight format, as Keras 2's <c>save_weights</c> writes it (and the official
 /// <c>xception_weights_tf_dim_ordering_tf_kernels.h5</c>): a root attribute <c>layer_names</c>; per layer a

@@ -61,7 +61,7 @@ public sealed class Activation
         }
     }
 
-    public static class Reference
+    internal static class Reference
     {
         public static double[] Forward(ActivationKind kind, double[] x) => kind switch
         {

@@ -241,7 +241,7 @@ public sealed class BatchNorm
     }
 
     /// <summary>Float64 reference over x seen as [rows, C].</summary>
-    public static class Reference
+    internal static class Reference
     {
         public static (double[] Y, double[] Mean, double[] Var) ForwardTraining(double[] x, double[] gamma, double[] beta, int rows, int c, double eps)
         {

@@ -133,7 +133,7 @@ public sealed class Conv2D
         }
     }
 
-    public static class Reference
+    internal static class Reference
     {
         public static double[] Forward(double[] x, double[] w, ConvShape s)
         {

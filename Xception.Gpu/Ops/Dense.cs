@@ -62,7 +62,7 @@ public sealed class Dense
         Reductions.On(d).SumColumns(dy.View, n, o, 0f, db.View);
     }
 
-    public static class Reference
+    internal static class Reference
     {
         public static double[] Forward(double[] x, double[] w, double[] b, int n, int c, int o)
         {

@@ -82,7 +82,7 @@ public sealed class Depthwise
     }
 
     /// <summary>Plain-loop float64 reference.</summary>
-    public static class Reference
+    internal static class Reference
     {
         public static double[] Forward(double[] x, double[] w, ConvShape s)
         {

@@ -46,7 +46,7 @@ public sealed class Dropout
         backward(d.GridFor(dy.Length), dy.View, rate, seed, dy.Length, dx.View);
     }
 
-    public static class Reference
+    internal static class Reference
     {
         public static double[] Mask(int n, float rate, uint seed)
         {

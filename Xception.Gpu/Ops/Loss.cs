@@ -82,7 +82,7 @@ public sealed class Loss
         return s / n;
     }
 
-    public static class Reference
+    internal static class Reference
     {
         public static (double Loss, double[] Dlogits) SoftmaxCrossEntropy(double[] z, int[] labels, int c, double smoothing)
         {

@@ -121,7 +121,7 @@ public sealed class MatMul
     }
 
     /// <summary>Float64 reference of <see cref="Run"/>.</summary>
-    public static double[] Reference(double[] a, bool transA, double[] b, bool transB, int m, int n, int k,
+    internal static double[] Reference(double[] a, bool transA, double[] b, bool transB, int m, int n, int k,
         double beta = 0, double[]? c = null)
     {
         var r = new double[m * n];

@@ -44,7 +44,7 @@ public sealed class Optimizer
         rmsprop(d.GridFor(w.Length), g.View, lr, rho, momentum, epsilon, weightDecay, w.Length, w.View, meanSquare.View, mom.View);
     }
 
-    public static class Reference
+    internal static class Reference
     {
         public static void Sgd(double[] w, double[] g, double[] v, double lr, double momentum, bool nesterov, double wd)
         {

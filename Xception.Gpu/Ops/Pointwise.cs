@@ -83,7 +83,7 @@ public sealed class Pointwise
     }
 
     /// <summary>Float64 reference: a 1x1 convolution is a k = 1 regular convolution.</summary>
-    public static class Reference
+    internal static class Reference
     {
         public static double[] Forward(double[] x, double[] w, ConvShape s) => Conv2D.Reference.Forward(x, w, s);
 

@@ -76,7 +76,7 @@ public sealed class MaxPool
     }
 
     /// <summary>Float64 reference; the first maximum in row-major window order wins ties.</summary>
-    public static class Reference
+    internal static class Reference
     {
         public static (double[] Y, int[] Argmax) Forward(double[] x, ConvShape s)
         {
@@ -143,7 +143,7 @@ public sealed class GlobalAvgPool
         backward(d.GridFor(dx.Length), dy.View, dx.Shape[0], dx.Shape[1] * dx.Shape[2], dx.Shape[3], dx.View);
     }
 
-    public static class Reference
+    internal static class Reference
     {
         public static double[] Forward(double[] x, int n, int pixels, int c)
         {

@@ -33,7 +33,7 @@ public sealed class Scale
     }
 
     /// <summary>The float64 reference: x * factor.</summary>
-    public static class Reference
+    internal static class Reference
     {
         public static double[] Scaled(double[] x, double factor) => x.Select(v => v * factor).ToArray();
     }

@@ -25,7 +25,7 @@ public sealed partial class DataParallel
 
         // Every replica freezes what the first one does (a caller may change it between steps).
         if (rank > 0) rep.Model.CopyTrainingModeFrom(replicas[0].Model);
-        var sums = rep.Step.Forward(share, training: true, step, labelSmoothing, syncBatchNorm && !alone ? (member, global) : null);
+        var sums = rep.Step.Forward(share, training: true, step, labelSmoothing, syncBatchNorm && !alone ? (member.AllReduceSum, global) : null);
         if (!alone)
         {
             var all = sums.ToArray();

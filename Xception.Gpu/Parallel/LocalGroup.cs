@@ -129,6 +129,3 @@ public sealed class LocalGroup
         public void AllReduceSum(double[] data) => group.AllReduce(rank, data, group.outer is { } o ? o.AllReduceSum : null);
     }
 }
-
-/// <summary>This replica was released from a collective because another one failed.</summary>
-public sealed class ReplicaAbortedException() : XceptionException("another replica failed; this one stops too");

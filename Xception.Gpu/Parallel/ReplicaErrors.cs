@@ -17,3 +17,6 @@ public sealed class ReplicaFailedException(int rank, string device, Exception in
 {
     public int Rank { get; } = rank;
 }
+
+/// <summary>This replica was released from a collective because another one failed.</summary>
+public sealed class ReplicaAbortedException() : XceptionException("another replica failed; this one stops too");

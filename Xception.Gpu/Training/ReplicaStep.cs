@@ -38,9 +38,9 @@ public sealed class ReplicaStep : IDisposable
     /// <param name="training">training mode (batch statistics, dropout) or inference mode</param>
     /// <param name="step">the training step, for layers that draw a new random mask each step</param>
     /// <param name="labelSmoothing">label smoothing of the softmax cross-entropy</param>
-    /// <param name="syncBatchNorm">the replicas' collective and the global batch, when batch norm is synchronized across them</param>
+    /// <param name="syncBatchNorm">the replicas' sum and the global batch, when batch norm is synchronized across them</param>
     public MetricSums Forward(TrainBatch batch, bool training, long step = 0, float labelSmoothing = 0f,
-        (ICollective Collective, int GlobalBatch)? syncBatchNorm = null)
+        (Action<float[]> AllReduceSum, int GlobalBatch)? syncBatchNorm = null)
     {
         int n = batch.Count, classes = Model.Output.OutputShape[0];
         var buf = BuffersFor(n, classes);

@@ -1,4 +1,4 @@
-using Xception.Gpu.Bench;
+using Xception.Gpu.Diagnostics;
 using Xception.Gpu.Models;
 
 namespace Xception.Gpu.Cli;
@@ -74,11 +74,9 @@ static class BenchCommand
     static int RunModel(Args a)
     {
         if (a.String("op") is not null) throw new UsageException("--op times kernels and --model the whole model; give one of them");
-        string modelName = a.String("model")!.ToLowerInvariant();
         int batch = a.Int("batch", 8, 1, 4096);
-        var config = modelName == "xception-mini"
-            ? XceptionConfig.Mini(a.Int("image-size", 32, 16, 4096), 3, 10)
-            : new XceptionConfig { ImageSize = a.Int("image-size", 299, 71, 4096) };
+        string modelName = ModelOption.Read(a, ModelPresets.Mini);
+        var config = ModelOption.Config(a, ModelPresets.Mini);
         double minSeconds = a.Double("min-seconds", 3, 0, 3600);
         string passName = a.String("pass", "both").ToLowerInvariant();
         ModelPass[] passes = passName switch

@@ -45,7 +45,7 @@ static class ExportCommand
         foreach (var (option, path) in new[] { ("--onnx", e.Onnx), ("--h5", e.H5), ("--safetensors", e.SafeTensors) })
             if (path is not null) OutputPaths.WritableFile(option, path);
 
-        var fallback = e.Model == "xception-mini" ? XceptionConfig.Mini() : new XceptionConfig();
+        var fallback = ModelPresets.Config(e.Model);
         var config = ModelWeights.ConfigOf(e.Weights, fallback);
         if (e.Pooling is { } p) config = config with { IncludeTop = false, Pooling = p };
         if (e.ImageSize is { } s) config = config with { ImageSize = s };
@@ -87,8 +87,7 @@ static class ExportCommand
     internal static ExportArgs Parse(Args a)
     {
         var weights = a.String("weights") ?? throw new UsageException("export needs --weights W (a Keras .h5 file or a checkpoint)");
-        var model = a.String("model", "xception").ToLowerInvariant();
-        if (model is not ("xception" or "xception-mini")) throw new UsageException($"--model must be xception or xception-mini, got '{model}'");
+        var model = ModelOption.Read(a, ModelPresets.Xception);
         Pooling? pooling = a.String("pooling")?.ToLowerInvariant() switch
         {
             null => null,

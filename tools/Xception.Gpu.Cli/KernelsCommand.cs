@@ -1,5 +1,5 @@
 using System.Globalization;
-using Xception.Gpu.Ops;
+using Xception.Gpu.Diagnostics;
 
 namespace Xception.Gpu.Cli;
 

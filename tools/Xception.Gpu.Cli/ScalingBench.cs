@@ -13,13 +13,8 @@ static class ScalingBench
         using var placement = new ReplicaOptions(a);
         if (placement.Mpi is { } mpi) return MpiAllReduce(a, mpi);
         int n = placement.Devices.Count;
-        string modelName = a.String("model", "xception-mini").ToLowerInvariant();
-        var config = modelName switch
-        {
-            "xception-mini" => XceptionConfig.Mini(a.Int("image-size", 32, 16, 4096), 3, 10),
-            "xception" => new XceptionConfig { ImageSize = a.Int("image-size", 299, 71, 4096), Classes = 1000 },
-            _ => throw new UsageException($"--model must be xception or xception-mini, got '{modelName}'"),
-        };
+        string modelName = ModelOption.Read(a, ModelPresets.Mini);
+        var config = ModelOption.Config(a, ModelPresets.Mini);
         int batch = a.Int("batch", 8 * n, n, 65536);
         int steps = a.Int("steps", 5, 1, 100000);
         var optimizer = new OptimizerSettings { Kind = OptimizerKind.Sgd, Momentum = 0.9f };
@@ -79,8 +74,8 @@ static class ScalingBench
     /// <summary>Under mpirun: the time of MPI_Allreduce on the model's gradients alone, rank 0 printing.</summary>
     static int MpiAllReduce(Args a, MpiCollective mpi)
     {
-        string modelName = a.String("model", "xception").ToLowerInvariant();
-        var config = modelName == "xception-mini" ? XceptionConfig.Mini(32, 3, 10) : new XceptionConfig();
+        string modelName = ModelOption.Read(a, ModelPresets.Xception);
+        var config = ModelPresets.Config(modelName);
         using var model = XceptionBuilder.Build(config);
         var grads = new float[model.TrainableParams];
         for (int i = 0; i < grads.Length; i++) grads[i] = i % 7;

@@ -1,3 +1,5 @@
+using Xception.Gpu.Models;
+
 namespace Xception.Gpu.Cli;
 
 /// <summary>
@@ -70,9 +72,7 @@ static class StudyCommand
             throw new UsageException($"--segments belongs to the segments study, not '{study}'");
         if (a.String("steps") is not null && a.String("epochs") is not null)
             throw new UsageException("give --steps or --epochs, not both");
-        string model = a.String("model", "xception-mini").ToLowerInvariant();
-        if (model is not ("xception" or "xception-mini"))
-            throw new UsageException($"--model must be xception or xception-mini, got '{model}'");
+        string model = ModelOption.Read(a, ModelPresets.Mini);
         string schedule = a.String("lr-schedule", "cosine").ToLowerInvariant();
         if (schedule is not ("cosine" or "constant"))
             throw new UsageException($"--lr-schedule must be cosine or constant, got '{schedule}'");

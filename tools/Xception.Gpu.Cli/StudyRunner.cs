@@ -113,14 +113,7 @@ static class StudyRunner
         return (train, test, note);
     }
 
-    static XceptionConfig BaseConfig(StudyOptions o, IDataSource train)
-    {
-        var first = train.Load(0);
-        int native = first.Width == first.Height ? first.Width : 32;
-        var c = o.Model == "xception-mini" ? XceptionConfig.Mini(native, first.Channels, train.Classes) : new XceptionConfig { Classes = train.Classes };
-        if (o.ImageSize is { } s) c = c with { ImageSize = s };
-        return c.Validate();
-    }
+    static XceptionConfig BaseConfig(StudyOptions o, IDataSource train) => ModelForData.Config(o.Model, train, o.ImageSize);
 
     /// <summary>A new folder gets study.json; a folder with one must hold the same settings (one line names the first that differs), except the number of seeds.</summary>
     static void CheckSettings(string dir, SortedDictionary<string, string> stored, string study)

@@ -115,9 +115,7 @@ static class TrainCommand
         string dataSpec = a.String("data", DefaultData);
         var data = DataSources.Open(dataSpec, seed);
         var source = data.Train;
-        string modelName = a.String("model", "xception-mini").ToLowerInvariant();
-        if (modelName is not ("xception" or "xception-mini"))
-            throw new UsageException($"--model must be xception or xception-mini, got '{modelName}'");
+        string modelName = ModelOption.Read(a, ModelPresets.Mini);
         if (a.String("classes") is not null && a.Int("classes", 0, 1) != source.Classes)
             throw new XceptionException($"--classes {a.Int("classes", 0, 1)} but the data has {source.Classes} classes");
 
@@ -300,31 +298,10 @@ static class TrainCommand
         else
         {
             if (a.Flag("new-head")) throw new UsageException("--new-head needs --weights: the file whose base it keeps");
-            var first = FirstReadable(source);
-            int native = first.Width == first.Height ? first.Width : 32;
-            config = modelName == "xception-mini"
-                ? XceptionConfig.Mini(native, first.Channels, source.Classes)
-                : new XceptionConfig { Classes = source.Classes };
+            config = ModelForData.Config(modelName, source);
         }
         if (a.String("image-size") is not null) config = config with { ImageSize = a.Int("image-size", 0, 5, 8192) };
         return config.Validate();
-    }
-
-    /// <summary>
-    /// The first image that can be read, which gives the small model its input size; the first few unreadable
-    /// ones are skipped as training would skip them.
-    /// </summary>
-    static Data.RawImage FirstReadable(IDataSource source)
-    {
-        const int Tries = 20;
-        if (source.Count == 0) throw new XceptionException($"the data set {source.Description} has no images");
-        ImageException? error = null;
-        for (int i = 0; i < Math.Min(Tries, source.Count); i++)
-        {
-            try { return source.Load(i); }
-            catch (ImageException e) { error ??= e; }
-        }
-        throw new XceptionException($"none of the first {Math.Min(Tries, source.Count)} images of the data could be read (the first: {error!.Message}): nothing to train on");
     }
 
     /// <summary>The epochs of a step schedule: finite, non-negative, increasing.</summary>

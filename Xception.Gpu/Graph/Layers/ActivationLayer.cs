@@ -15,5 +15,5 @@ public sealed class ActivationLayer(string name, Layer input, ActivationKind kin
         if (ctx.InputGrads[0] is { } dx) Activation.On(ctx.Device).Backward(Kind, ctx.OutputGrad!, ctx.Output, dx);
     }
 
-    public override double[] Reference(IReadOnlyList<double[]> inputs, int batch, bool training = false) => Activation.Reference.Forward(Kind, inputs[0]);
+    internal override double[] Reference(IReadOnlyList<double[]> inputs, int batch, bool training = false) => Activation.Reference.Forward(Kind, inputs[0]);
 }

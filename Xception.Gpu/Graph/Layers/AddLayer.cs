@@ -23,6 +23,6 @@ public sealed class AddLayer(string name, Layer a, Layer b) : Layer(name, a, b)
             if (dx is not null) ctx.OutputGrad!.CopyTo(dx);
     }
 
-    public override double[] Reference(IReadOnlyList<double[]> inputs, int batch, bool training = false) =>
+    internal override double[] Reference(IReadOnlyList<double[]> inputs, int batch, bool training = false) =>
         inputs[0].Select((v, i) => v + inputs[1][i]).ToArray();
 }

@@ -62,7 +62,7 @@ public sealed class BatchNormLayer(string name, Layer input, float epsilon = Bat
             op.BackwardInference(ctx.OutputGrad!, ctx.Inputs[0], Params(), dx, dgamma, dbeta, Epsilon);
     }
 
-    public override double[] Reference(IReadOnlyList<double[]> inputs, int batch, bool training = false) => training
+    internal override double[] Reference(IReadOnlyList<double[]> inputs, int batch, bool training = false) => training
         ? BatchNorm.Reference.ForwardTraining(inputs[0], D(Param("gamma").Host), D(Param("beta").Host), inputs[0].Length / OutputShape[^1], OutputShape[^1], Epsilon).Y
         : BatchNorm.Reference.ForwardInference(inputs[0], D(Param("gamma").Host), D(Param("beta").Host),
             D(Param("moving_mean").Host), D(Param("moving_variance").Host), OutputShape[^1], Epsilon);

@@ -65,7 +65,7 @@ public sealed class Conv2DLayer : Layer
         }
     }
 
-    public override double[] Reference(IReadOnlyList<double[]> inputs, int batch, bool training = false)
+    internal override double[] Reference(IReadOnlyList<double[]> inputs, int batch, bool training = false)
     {
         var p = Param("kernel");
         var s = Conv2D.Geometry(new Shape(Batched(batch, Inputs[0].OutputShape)), new Shape(p.KerasShape), Stride, Padding);

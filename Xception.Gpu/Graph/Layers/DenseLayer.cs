@@ -36,6 +36,6 @@ public sealed class DenseLayer(string name, Layer input, int units) : Layer(name
         op.Backward(ctx.OutputGrad!, ctx.Inputs[0], Param("kernel").Value!, dx, Param("kernel").Grad!, Param("bias").Grad!);
     }
 
-    public override double[] Reference(IReadOnlyList<double[]> inputs, int batch, bool training = false) =>
+    internal override double[] Reference(IReadOnlyList<double[]> inputs, int batch, bool training = false) =>
         Dense.Reference.Forward(inputs[0], D(Param("kernel").Host), D(Param("bias").Host), batch, Inputs[0].OutputShape[0], Units);
 }

@@ -28,5 +28,5 @@ public sealed class DropoutLayer(string name, Layer input, float rate, uint seed
         else ctx.OutputGrad!.CopyTo(dx);
     }
 
-    public override double[] Reference(IReadOnlyList<double[]> inputs, int batch, bool training = false) => inputs[0];
+    internal override double[] Reference(IReadOnlyList<double[]> inputs, int batch, bool training = false) => inputs[0];
 }

@@ -29,7 +29,7 @@ public sealed class GlobalPoolLayer(string name, Layer input, bool max) : Layer(
         MaxPool.On(ctx.Device).Backward(dy4, ctx.SavedInt(0, Window4(ctx.Batch)), MaxPool.GlobalGeometry(dx.Shape), dx);
     }
 
-    public override double[] Reference(IReadOnlyList<double[]> inputs, int batch, bool training = false)
+    internal override double[] Reference(IReadOnlyList<double[]> inputs, int batch, bool training = false)
     {
         var s = Inputs[0].OutputShape;
         if (!Max) return GlobalAvgPool.Reference.Forward(inputs[0], batch, s[0] * s[1], s[2]);

@@ -7,5 +7,5 @@ public sealed class InputLayer(string name, int[] shape) : Layer(name)
     public override int[] InferShape(IReadOnlyList<int[]> inputs) => shape;
     public override void Forward(LayerContext ctx) { } // the executor copies the batch into the output
     public override void Backward(LayerContext ctx) { }
-    public override double[] Reference(IReadOnlyList<double[]> inputs, int batch, bool training = false) => inputs[0];
+    internal override double[] Reference(IReadOnlyList<double[]> inputs, int batch, bool training = false) => inputs[0];
 }

@@ -27,6 +27,6 @@ public sealed class MaxPoolLayer(string name, Layer input, int pool = 3, int str
             MaxPool.On(ctx.Device).Backward(ctx.OutputGrad!, ctx.SavedInt(0, ctx.Output.Shape.ToArray()), Pool, Stride, Padding, dx);
     }
 
-    public override double[] Reference(IReadOnlyList<double[]> inputs, int batch, bool training = false) =>
+    internal override double[] Reference(IReadOnlyList<double[]> inputs, int batch, bool training = false) =>
         MaxPool.Reference.Forward(inputs[0], MaxPool.Geometry(new Shape(Batched(batch, Inputs[0].OutputShape)), Pool, Stride, Padding)).Y;
 }

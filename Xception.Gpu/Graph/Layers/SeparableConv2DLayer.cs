@@ -108,7 +108,7 @@ public sealed class SeparableConv2DLayer : Layer
         }
     }
 
-    public override double[] Reference(IReadOnlyList<double[]> inputs, int batch, bool training = false)
+    internal override double[] Reference(IReadOnlyList<double[]> inputs, int batch, bool training = false)
     {
         var xs = new Shape(Batched(batch, Inputs[0].OutputShape));
         var sp = Param(SpatialName);

@@ -2,9 +2,6 @@ using Xception.Gpu.Models;
 
 namespace Xception.Gpu.IO.Onnx;
 
-/// <summary>A model, or an option, that the ONNX export cannot write. One line, naming the layer or the value.</summary>
-public sealed class OnnxExportException(string message, Exception? inner = null) : XceptionException(message, inner);
-
 /// <summary>How <see cref="OnnxExport"/> writes a model.</summary>
 public sealed record OnnxExportOptions
 {

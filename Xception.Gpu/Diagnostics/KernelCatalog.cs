@@ -1,4 +1,4 @@
-namespace Xception.Gpu.Ops;
+namespace Xception.Gpu.Diagnostics;
 
 using System.Reflection;
 using Xception.Gpu.Kernels;

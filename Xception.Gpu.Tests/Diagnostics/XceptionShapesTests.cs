@@ -1,7 +1,7 @@
-using Xception.Gpu.Bench;
+using Xception.Gpu.Diagnostics;
 using Xunit;
 
-namespace Xception.Gpu.Tests.Bench;
+namespace Xception.Gpu.Tests.Diagnostics;
 
 /// <summary>The benchmark's shape table, walked from the model's plan, has Keras' sizes (as Keras' model.summary() prints them: 149, 147, 74, 37, 19, 10).</summary>
 public class XceptionShapesTests

@@ -1,6 +1,6 @@
 using Xception.Gpu.Models;
 using Xception.Gpu.Ops;
-namespace Xception.Gpu.Bench;
+namespace Xception.Gpu.Diagnostics;
 
 /// <summary>Kinds of op the benchmark times.</summary>
 public enum BenchOp { Pointwise, Depthwise, Conv, Pool, BatchNorm }

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using Xception.Gpu.Ops;
 
-namespace Xception.Gpu.Bench;
+namespace Xception.Gpu.Diagnostics;
 
 /// <summary>One timed run: the op, its shape, seconds per call and the work it did.</summary>
 public sealed record BenchResult(OpShape Shape, string Pass, double Seconds, double Flops, double Bytes)

@@ -1,4 +1,4 @@
-namespace Xception.Gpu.Ops;
+namespace Xception.Gpu.Diagnostics;
 
 using System.Diagnostics;
 using System.Globalization;

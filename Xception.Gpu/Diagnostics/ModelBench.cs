@@ -3,7 +3,7 @@ using Xception.Gpu.Graph;
 using Xception.Gpu.Models;
 using Xception.Gpu.Training;
 
-namespace Xception.Gpu.Bench;
+namespace Xception.Gpu.Diagnostics;
 
 /// <summary>Whole-model passes the benchmark times.</summary>
 public enum ModelPass
