@@ -3,7 +3,7 @@ using System.IO.Compression;
 using System.Text;
 using Xception.Gpu.Data;
 using Xception.Gpu.IO;
-using Xception.Gpu.Tests.DataPipeline;
+using Xception.Gpu.Tests.Data;
 using Xception.Gpu.Tests.IO;
 using Xunit;
 

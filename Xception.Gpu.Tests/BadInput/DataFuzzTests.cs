@@ -1,6 +1,6 @@
 using Xception.Gpu.Data;
 using Xception.Gpu.IO;
-using Xception.Gpu.Tests.DataPipeline;
+using Xception.Gpu.Tests.Data;
 using Xception.Gpu.Tests.IO;
 using Xunit;
 

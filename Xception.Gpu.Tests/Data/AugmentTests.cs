@@ -2,7 +2,7 @@ using Xception.Gpu.Data;
 using Xception.Gpu.Imaging;
 using Xunit;
 
-namespace Xception.Gpu.Tests.DataPipeline;
+namespace Xception.Gpu.Tests.Data;
 
 /// <summary>Augmentation plans (determinism, ranges) and what crop, flip, resize and channel conversion do to pixels.</summary>
 public class AugmentTests

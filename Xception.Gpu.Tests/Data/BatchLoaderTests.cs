@@ -3,7 +3,7 @@ using Xception.Gpu.Data;
 using Xception.Gpu.Tests.IO;
 using Xunit;
 
-namespace Xception.Gpu.Tests.DataPipeline;
+namespace Xception.Gpu.Tests.Data;
 
 /// <summary>
 /// The background batch loader: contents, determinism under any thread count and timing, resuming at a batch,

@@ -2,7 +2,7 @@ using Xception.Gpu.Data;
 using Xception.Gpu.Tests.IO;
 using Xunit;
 
-namespace Xception.Gpu.Tests.DataPipeline;
+namespace Xception.Gpu.Tests.Data;
 
 /// <summary>CIFAR-10 binary records written at test time: planar R, G, B to interleaved pixels, numbering across files.</summary>
 public class Cifar10SourceTests

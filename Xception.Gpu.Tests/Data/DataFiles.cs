@@ -3,7 +3,7 @@ using System.IO.Compression;
 using StbImageWriteSharp;
 using Xception.Gpu.Tests.IO;
 
-namespace Xception.Gpu.Tests.DataPipeline;
+namespace Xception.Gpu.Tests.Data;
 
 /// <summary>Small data set files written at test time: PNGs, IDX files (plain or gzipped), CIFAR-10 records.</summary>
 internal static class DataFiles

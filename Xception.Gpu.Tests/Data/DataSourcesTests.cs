@@ -2,7 +2,7 @@ using Xception.Gpu.Data;
 using Xception.Gpu.Tests.IO;
 using Xunit;
 
-namespace Xception.Gpu.Tests.DataPipeline;
+namespace Xception.Gpu.Tests.Data;
 
 /// <summary>Opening data sets from the strings users type: names, folders of each kind, list files, and mistakes.</summary>
 public class DataSourcesTests

@@ -2,7 +2,7 @@ using Xception.Gpu.Data;
 using Xception.Gpu.Tests.IO;
 using Xunit;
 
-namespace Xception.Gpu.Tests.DataPipeline;
+namespace Xception.Gpu.Tests.Data;
 
 /// <summary>MNIST-format IDX files written at test time, plain and gzipped, and every way they can be wrong.</summary>
 public class IdxSourceTests

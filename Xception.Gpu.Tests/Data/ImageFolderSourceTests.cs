@@ -2,7 +2,7 @@ using Xception.Gpu.Data;
 using Xception.Gpu.Tests.IO;
 using Xunit;
 
-namespace Xception.Gpu.Tests.DataPipeline;
+namespace Xception.Gpu.Tests.Data;
 
 /// <summary>Class folders indexed as Keras' image_dataset_from_directory indexes them, on PNGs written at test time.</summary>
 public class ImageFolderSourceTests

@@ -2,7 +2,7 @@ using Xception.Gpu.Data;
 using Xception.Gpu.Tests.IO;
 using Xunit;
 
-namespace Xception.Gpu.Tests.DataPipeline;
+namespace Xception.Gpu.Tests.Data;
 
 /// <summary>Multi-label list files: integer labels, named labels, relative and absolute paths, and errors with line numbers.</summary>
 public class ListFileSourceTests

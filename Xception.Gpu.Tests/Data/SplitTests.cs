@@ -1,7 +1,7 @@
 using Xception.Gpu.Data;
 using Xunit;
 
-namespace Xception.Gpu.Tests.DataPipeline;
+namespace Xception.Gpu.Tests.Data;
 
 /// <summary>Train/validation splits and epoch orders: sizes, disjointness, and reproducibility from the seed alone.</summary>
 public class SplitTests

@@ -2,7 +2,7 @@ using System.Numerics;
 using Xception.Gpu.Data;
 using Xunit;
 
-namespace Xception.Gpu.Tests.DataPipeline;
+namespace Xception.Gpu.Tests.Data;
 
 /// <summary>The built-in synthetic data set: deterministic, balanced, and with classes that really differ.</summary>
 public class SyntheticSourceTests

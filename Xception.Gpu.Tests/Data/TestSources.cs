@@ -1,6 +1,6 @@
 using Xception.Gpu.Data;
 
-namespace Xception.Gpu.Tests.DataPipeline;
+namespace Xception.Gpu.Tests.Data;
 
 /// <summary>A source that forwards to another and lets a test see or disturb each load.</summary>
 internal class WrappedSource(IDataSource inner) : IDataSource

@@ -49,7 +49,7 @@ public class NpyTests
     {
         using var dir = new TempDir();
         int n = shape.Aggregate(1, (a, d) => a * d);
-        var data = Data.Uniform(n, 11, -1e3f, 1e3f);
+        var data = TestData.Uniform(n, 11, -1e3f, 1e3f);
         if (n >= 4) { data[0] = float.NaN; data[1] = -0f; data[2] = float.PositiveInfinity; data[3] = float.Epsilon; }
         var path = dir["a.npy"];
         Npy.Write(path, data, shape);

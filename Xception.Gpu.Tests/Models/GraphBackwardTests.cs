@@ -45,17 +45,17 @@ public class GraphBackwardTests
         ModelFixtures.Randomize(m, 11);
         m.Bind(d);
         int batch = 3;
-        var x = Data.Uniform(batch * 9 * 8 * 3, 12);
-        var r = Data.Uniform(batch * 3, 13);
+        var x = TestData.Uniform(batch * 9 * 8 * 3, 12);
+        var r = TestData.Uniform(batch * 3, 13);
         using var tx = Tensor.From(d, x, batch, 9, 8, 3);
         using var tr = Tensor.From(d, r, batch, 3);
         var ex = m.Executor(batch, training: true);
         var y = ex.Forward(tx).ToArray();
-        Check.Close("training forward", y, m.ReferenceForward(Data.D(x), batch, training: true), 1e-5);
+        Check.Close("training forward", y, m.ReferenceForward(TestData.D(x), batch, training: true), 1e-5);
         ex.Backward(tr);
 
-        var rd = Data.D(r);
-        var xd = Data.D(x);
+        var rd = TestData.D(r);
+        var xd = TestData.D(x);
         foreach (var p in m.Parameters.Where(p => p.Trainable))
         {
             var grad = p.Grad!.ToArray();
@@ -78,7 +78,7 @@ public class GraphBackwardTests
             // Step 1e-4: small enough not to cross a ReLU or max kink here (1e-3 crossed one in the global-max
             // graph), large enough that float32 device arithmetic (~1e-6 relative) stays far below the 2e-3
             // allowed on the sample.
-            Check.Close($"{p.Name} of a layer with {p.Length} weights", Data.F(analytic), numeric, 2e-3);
+            Check.Close($"{p.Name} of a layer with {p.Length} weights", TestData.F(analytic), numeric, 2e-3);
         }
     }
 

@@ -93,12 +93,12 @@ public class XceptionModelTests
         ModelFixtures.Randomize(m, 5);
         m.Bind(d);
         int batch = 2;
-        var x = Data.Uniform(batch * 71 * 71 * 3, 6);
+        var x = TestData.Uniform(batch * 71 * 71 * 3, 6);
         using var tx = Tensor.From(d, x, batch, 71, 71, 3);
         var sw = System.Diagnostics.Stopwatch.StartNew();
         var y = m.Executor(batch, training: false).Forward(tx).ToArray();
         var seconds = sw.Elapsed.TotalSeconds;
-        var want = m.ReferenceForward(Data.D(x), batch);
+        var want = m.ReferenceForward(TestData.D(x), batch);
         // 36 layers of float32 sums (K up to 9 * 2048): the error compounds to a few 1e-6 relative;
         // 1e-4 is Keras-equivalence's bar.
         Check.Close("xception logits at 71x71", y, want, 1e-4);

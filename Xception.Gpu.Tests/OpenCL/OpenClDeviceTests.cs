@@ -98,7 +98,7 @@ public class OpenClDeviceTests
             start = init.Parameters.SelectMany(p => p.Host).ToArray();
         }
         int batch = 4;
-        var x = Data.Uniform(batch * 32 * 32 * 3, 32);
+        var x = TestData.Uniform(batch * 32 * 32 * 3, 32);
         var labels = Enumerable.Range(0, batch).Select(i => i * 7 % 10).ToArray();
         var onCpu = OneStep(cpu, start, x, labels, out double cpuSeconds, out var names);
         var onCl = OneStep(cl, start, x, labels, out double clSeconds, out _);

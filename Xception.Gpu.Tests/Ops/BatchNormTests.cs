@@ -9,8 +9,8 @@ public class BatchNormTests
 
     static BatchNormParams Params(Device d, int c, out float[] gamma, out float[] beta, out float[] mm, out float[] mv)
     {
-        gamma = Data.Uniform(c, 31, 0.5f, 1.5f); beta = Data.Uniform(c, 32);
-        mm = Data.Uniform(c, 33); mv = Data.Uniform(c, 34, 0.5f, 2f);
+        gamma = TestData.Uniform(c, 31, 0.5f, 1.5f); beta = TestData.Uniform(c, 32);
+        mm = TestData.Uniform(c, 33); mv = TestData.Uniform(c, 34, 0.5f, 2f);
         return new(Tensor.From(d, gamma, c), Tensor.From(d, beta, c), Tensor.From(d, mm, c), Tensor.From(d, mv, c));
     }
 
@@ -23,14 +23,14 @@ public class BatchNormTests
         {
             int rows = n * h * w;
             // An offset mean (3) checks that the variance does not suffer from cancellation.
-            var x = Data.Uniform(rows * c, 35, 2f, 4f);
+            var x = TestData.Uniform(rows * c, 35, 2f, 4f);
             var p = Params(d, c, out var gamma, out var beta, out var mm, out var mv);
             using var tx = Tensor.From(d, x, n, h, w, c);
             using var ty = Tensor.Zeros(d, n, h, w, c);
             using var mean = Tensor.Zeros(d, c); using var invstd = Tensor.Zeros(d, c);
             var op = BatchNorm.On(d);
             op.ForwardTraining(tx, p, ty, mean, invstd);
-            var (ry, rmean, rvar) = BatchNorm.Reference.ForwardTraining(Data.D(x), Data.D(gamma), Data.D(beta), rows, c, Eps);
+            var (ry, rmean, rvar) = BatchNorm.Reference.ForwardTraining(TestData.D(x), TestData.D(gamma), TestData.D(beta), rows, c, Eps);
             string name = $"{n}x{h}x{w}x{c}";
             Check.Close($"batchnorm training forward {name}", ty.ToArray(), ry, Check.ForSum(rows));
             // Keras: moving = 0.99 * moving + 0.01 * batch, with the biased batch variance.
@@ -44,11 +44,11 @@ public class BatchNormTests
             Check.Close($"batchnorm batch mean {name}", p.MovingMean.ToArray(), rmean, Check.ForSum(rows));
             Check.Close($"batchnorm biased batch variance {name}", p.MovingVar.ToArray(), rvar, Check.ForSum(rows));
 
-            var dy = Data.Uniform(rows * c, 36);
+            var dy = TestData.Uniform(rows * c, 36);
             using var tdy = Tensor.From(d, dy, n, h, w, c);
             using var tdx = Tensor.Zeros(d, n, h, w, c); using var dg = Tensor.Zeros(d, c); using var db = Tensor.Zeros(d, c);
             op.BackwardTraining(tdy, tx, p.Gamma, mean, invstd, tdx, dg, db);
-            var (rdx, rdg, rdb) = BatchNorm.Reference.BackwardTraining(Data.D(x), Data.D(gamma), Data.D(dy), rows, c, Eps);
+            var (rdx, rdg, rdb) = BatchNorm.Reference.BackwardTraining(TestData.D(x), TestData.D(gamma), TestData.D(dy), rows, c, Eps);
             Check.Close($"batchnorm dbeta {name}", db.ToArray(), rdb, Check.ForSum(rows));
             Check.Close($"batchnorm dgamma {name}", dg.ToArray(), rdg, Check.ForSum(rows));
             // dx subtracts two means from dy: cancellation costs about one more factor of the sum's error.
@@ -63,17 +63,17 @@ public class BatchNormTests
     {
         var d = Backends.Get(backend);
         int n = 2, h = 13, w = 11, c = 5, rows = n * h * w;
-        var x = Data.Uniform(rows * c, 37);
+        var x = TestData.Uniform(rows * c, 37);
         var p = Params(d, c, out var gamma, out var beta, out var mm, out var mv);
         using var tx = Tensor.From(d, x, n, h, w, c);
         using var ty = Tensor.Zeros(d, n, h, w, c);
         var op = BatchNorm.On(d);
         op.ForwardInference(tx, p, ty);
         Check.Close("batchnorm inference forward", ty.ToArray(),
-            BatchNorm.Reference.ForwardInference(Data.D(x), Data.D(gamma), Data.D(beta), Data.D(mm), Data.D(mv), c, Eps), Check.ForSum(1));
-        Check.Close("inference leaves moving mean", p.MovingMean.ToArray(), Data.D(mm), 0);
+            BatchNorm.Reference.ForwardInference(TestData.D(x), TestData.D(gamma), TestData.D(beta), TestData.D(mm), TestData.D(mv), c, Eps), Check.ForSum(1));
+        Check.Close("inference leaves moving mean", p.MovingMean.ToArray(), TestData.D(mm), 0);
 
-        var dy = Data.Uniform(rows * c, 38);
+        var dy = TestData.Uniform(rows * c, 38);
         using var tdy = Tensor.From(d, dy, n, h, w, c);
         using var tdx = Tensor.Zeros(d, n, h, w, c); using var dg = Tensor.Zeros(d, c); using var db = Tensor.Zeros(d, c);
         op.BackwardInference(tdy, tx, p, tdx, dg, db);
@@ -93,9 +93,9 @@ public class BatchNormTests
     public void ReferenceGradientsMatchCentralDifferences()
     {
         int rows = 2 * 5 * 3, c = 4;
-        var x = Data.D(Data.Uniform(rows * c, 39));
-        var gamma = Data.D(Data.Uniform(c, 40, 0.5f, 1.5f)); var beta = Data.D(Data.Uniform(c, 41));
-        var r = Data.D(Data.Uniform(rows * c, 42));
+        var x = TestData.D(TestData.Uniform(rows * c, 39));
+        var gamma = TestData.D(TestData.Uniform(c, 40, 0.5f, 1.5f)); var beta = TestData.D(TestData.Uniform(c, 41));
+        var r = TestData.D(TestData.Uniform(rows * c, 42));
         var (dx, dg, db) = BatchNorm.Reference.BackwardTraining(x, gamma, r, rows, c, Eps);
         Check.Gradient("batchnorm dx", v => Check.Dot(r, BatchNorm.Reference.ForwardTraining(v, gamma, beta, rows, c, Eps).Y), x, dx);
         Check.Gradient("batchnorm dgamma", v => Check.Dot(r, BatchNorm.Reference.ForwardTraining(x, v, beta, rows, c, Eps).Y), gamma, dg);

@@ -34,20 +34,20 @@ public class Conv2DTests
     /// <summary>Forward, input gradient and weight gradient of one case against the float64 reference.</summary>
     static void CheckCase(Gpu.Runtime.Device d, WindowCases.Case c, string note)
     {
-        var x = Data.Uniform(c.N * c.H * c.W * c.C, 1); var w = Data.Uniform(c.K * c.K * c.C * c.O, 2);
+        var x = TestData.Uniform(c.N * c.H * c.W * c.C, 1); var w = TestData.Uniform(c.K * c.K * c.C * c.O, 2);
         using var tx = Tensor.From(d, x, c.N, c.H, c.W, c.C); using var tw = Tensor.From(d, w, c.K, c.K, c.C, c.O);
         var s = Conv2D.Geometry(tx.Shape, tw.Shape, c.Stride, c.Padding);
         using var ty = Tensor.Zeros(d, s.OutputShape());
         var op = Conv2D.On(d);
         op.Forward(tx, tw, c.Stride, c.Padding, ty);
-        Check.Close($"conv2d forward{note} {c}", ty.ToArray(), Conv2D.Reference.Forward(Data.D(x), Data.D(w), s), Check.ForSum(c.K * c.K * c.C));
+        Check.Close($"conv2d forward{note} {c}", ty.ToArray(), Conv2D.Reference.Forward(TestData.D(x), TestData.D(w), s), Check.ForSum(c.K * c.K * c.C));
 
-        var dy = Data.Uniform(s.OutputLength, 3);
+        var dy = TestData.Uniform(s.OutputLength, 3);
         using var tdy = Tensor.From(d, dy, s.OutputShape());
         using var tdx = Tensor.Zeros(d, tx.Shape.ToArray()); using var tdw = Tensor.Zeros(d, tw.Shape.ToArray());
         op.BackwardInput(tdy, tw, c.Stride, c.Padding, tdx);
         op.BackwardWeight(tx, tdy, c.Stride, c.Padding, tdw);
-        var (rdx, rdw) = Conv2D.Reference.Backward(Data.D(x), Data.D(w), Data.D(dy), s);
+        var (rdx, rdw) = Conv2D.Reference.Backward(TestData.D(x), TestData.D(w), TestData.D(dy), s);
         Check.Close($"conv2d input gradient{note} {c}", tdx.ToArray(), rdx, Check.ForSum(c.K * c.K * c.O));
         Check.Close($"conv2d weight gradient{note} {c}", tdw.ToArray(), rdw, Check.ForSum(s.OutputPixels));
     }
@@ -62,7 +62,7 @@ public class Conv2DTests
         foreach (var (c, o, g, stride) in new[] { (6, 9, 3, 1), (8, 8, 2, 2), (4, 12, 4, 1), (10, 10, 5, 2) })
         {
             int n = 2, h = 13, w = 11;
-            var x = Data.Uniform(n * h * w * c, 41); var wt = Data.Uniform(9 * (c / g) * o, 42);
+            var x = TestData.Uniform(n * h * w * c, 41); var wt = TestData.Uniform(9 * (c / g) * o, 42);
             using var tx = Tensor.From(d, x, n, h, w, c); using var tw = Tensor.From(d, wt, 3, 3, c / g, o);
             var s = Conv2D.Geometry(tx.Shape, tw.Shape, stride, Padding.Same);
             Assert.Equal(g, s.Groups);
@@ -70,24 +70,24 @@ public class Conv2DTests
             using var ty = Tensor.Zeros(d, s.OutputShape());
             var op = Conv2D.On(d);
             op.Forward(tx, tw, stride, Padding.Same, ty);
-            Check.Close($"grouped conv forward {name}", ty.ToArray(), Conv2D.Reference.Forward(Data.D(x), Data.D(wt), s), Check.ForSum(9 * c / g));
-            var dy = Data.Uniform(s.OutputLength, 43);
+            Check.Close($"grouped conv forward {name}", ty.ToArray(), Conv2D.Reference.Forward(TestData.D(x), TestData.D(wt), s), Check.ForSum(9 * c / g));
+            var dy = TestData.Uniform(s.OutputLength, 43);
             using var tdy = Tensor.From(d, dy, s.OutputShape());
             using var tdx = Tensor.Zeros(d, n, h, w, c); using var tdw = Tensor.Zeros(d, 3, 3, c / g, o);
             op.BackwardInput(tdy, tw, stride, Padding.Same, tdx);
             op.BackwardWeight(tx, tdy, stride, Padding.Same, tdw);
-            var (rdx, rdw) = Conv2D.Reference.Backward(Data.D(x), Data.D(wt), Data.D(dy), s);
+            var (rdx, rdw) = Conv2D.Reference.Backward(TestData.D(x), TestData.D(wt), TestData.D(dy), s);
             Check.Close($"grouped conv input gradient {name}", tdx.ToArray(), rdx, Check.ForSum(9 * o / g));
             Check.Close($"grouped conv weight gradient {name}", tdw.ToArray(), rdw, Check.ForSum(s.OutputPixels));
             if (stride == 1 && backend == Backends.Cpu)
             {
                 // Reference gradients by central differences, on a crop small enough for the double loops.
-                var sx = Data.D(Data.Uniform(1 * 5 * 4 * c, 44));
+                var sx = TestData.D(TestData.Uniform(1 * 5 * 4 * c, 44));
                 var ss = Conv2D.Geometry(new Shape(1, 5, 4, c), tw.Shape, 1, Padding.Same);
-                var r = Data.D(Data.Uniform(ss.OutputLength, 45));
-                var (gdx, gdw) = Conv2D.Reference.Backward(sx, Data.D(wt), r, ss);
-                Check.Gradient($"grouped conv dx {name}", v => Check.Dot(r, Conv2D.Reference.Forward(v, Data.D(wt), ss)), sx, gdx);
-                Check.Gradient($"grouped conv dw {name}", v => Check.Dot(r, Conv2D.Reference.Forward(sx, v, ss)), Data.D(wt), gdw);
+                var r = TestData.D(TestData.Uniform(ss.OutputLength, 45));
+                var (gdx, gdw) = Conv2D.Reference.Backward(sx, TestData.D(wt), r, ss);
+                Check.Gradient($"grouped conv dx {name}", v => Check.Dot(r, Conv2D.Reference.Forward(v, TestData.D(wt), ss)), sx, gdx);
+                Check.Gradient($"grouped conv dw {name}", v => Check.Dot(r, Conv2D.Reference.Forward(sx, v, ss)), TestData.D(wt), gdw);
             }
         }
     }
@@ -97,10 +97,10 @@ public class Conv2DTests
     {
         foreach (var c in WindowCases.Small)
         {
-            var x = Data.D(Data.Uniform(c.N * c.H * c.W * c.C, 11));
-            var cw = Data.D(Data.Uniform(c.K * c.K * c.C * c.O, 12));
+            var x = TestData.D(TestData.Uniform(c.N * c.H * c.W * c.C, 11));
+            var cw = TestData.D(TestData.Uniform(c.K * c.K * c.C * c.O, 12));
             var s = Window.Of("conv2d", new Shape(c.N, c.H, c.W, c.C), c.K, c.Stride, c.Padding, c.O);
-            var r = Data.D(Data.Uniform(s.OutputLength, 13));
+            var r = TestData.D(TestData.Uniform(s.OutputLength, 13));
             var (dx, dw) = Conv2D.Reference.Backward(x, cw, r, s);
             Check.Gradient($"conv2d dx {c}", v => Check.Dot(r, Conv2D.Reference.Forward(v, cw, s)), x, dx);
             Check.Gradient($"conv2d dw {c}", v => Check.Dot(r, Conv2D.Reference.Forward(x, v, s)), cw, dw);

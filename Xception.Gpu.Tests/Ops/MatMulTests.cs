@@ -18,11 +18,11 @@ public class MatMulTests
                 foreach (bool tb in new[] { false, true })
                     foreach (float beta in new[] { 0f, 1f })
                     {
-                        var a = Data.Uniform(m * k, 1); var b = Data.Uniform(k * n, 2); var c0 = Data.Uniform(m * n, 3);
+                        var a = TestData.Uniform(m * k, 1); var b = TestData.Uniform(k * n, 2); var c0 = TestData.Uniform(m * n, 3);
                         using var ta_ = Tensor.From(d, a, a.Length); using var tb_ = Tensor.From(d, b, b.Length);
                         using var tc = Tensor.From(d, c0, c0.Length);
                         MatMul.On(d).Run(ta_.View, ta, tb_.View, tb, m, n, k, beta, tc.View);
-                        var want = MatMul.Reference(Data.D(a), ta, Data.D(b), tb, m, n, k, beta, Data.D(c0));
+                        var want = MatMul.Reference(TestData.D(a), ta, TestData.D(b), tb, m, n, k, beta, TestData.D(c0));
                         Check.Close($"matmul M={m} N={n} K={k} transA={ta} transB={tb} beta={beta}", tc.ToArray(), want, Check.ForSum(k));
                     }
     }

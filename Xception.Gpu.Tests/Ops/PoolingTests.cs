@@ -13,14 +13,14 @@ public class PoolingTests
         var cases = WindowCases.All.Append(new WindowCases.Case(1, 9, 8, 3, 3, 2, 2, Padding.Valid));
         foreach (var c in cases)
         {
-            var x = Data.Distinct(c.N * c.H * c.W * c.C, 21);
+            var x = TestData.Distinct(c.N * c.H * c.W * c.C, 21);
             using var tx = Tensor.From(d, x, c.N, c.H, c.W, c.C);
             var s = MaxPool.Geometry(tx.Shape, c.K, c.Stride, c.Padding);
             using var ty = Tensor.Zeros(d, s.OutputShape());
             using var am = Tensor.Zeros<int>(d, s.OutputShape());
             var op = MaxPool.On(d);
             op.Forward(tx, c.K, c.Stride, c.Padding, ty, am);
-            var (ry, ram) = MaxPool.Reference.Forward(Data.D(x), s);
+            var (ry, ram) = MaxPool.Reference.Forward(TestData.D(x), s);
             Check.Close($"maxpool forward {c}", ty.ToArray(), ry, 0); // a max is exact
             Check.Equal($"maxpool argmax {c}", am.ToArray(), ram);
 
@@ -28,12 +28,12 @@ public class PoolingTests
             op.Forward(tx, c.K, c.Stride, c.Padding, ty2, null);
             Check.Close($"maxpool inference forward {c}", ty2.ToArray(), ry, 0);
 
-            var dy = Data.Uniform(s.OutputLength, 22);
+            var dy = TestData.Uniform(s.OutputLength, 22);
             using var tdy = Tensor.From(d, dy, s.OutputShape());
             using var tdx = Tensor.Zeros(d, tx.Shape.ToArray());
             op.Backward(tdy, am, c.K, c.Stride, c.Padding, tdx);
             // Each input receives at most K*K window gradients (overlapping windows of stride < K).
-            Check.Close($"maxpool backward {c}", tdx.ToArray(), MaxPool.Reference.Backward(Data.D(x), Data.D(dy), s), Check.ForSum(c.K * c.K));
+            Check.Close($"maxpool backward {c}", tdx.ToArray(), MaxPool.Reference.Backward(TestData.D(x), TestData.D(dy), s), Check.ForSum(c.K * c.K));
         }
     }
 
@@ -55,17 +55,17 @@ public class PoolingTests
     {
         var d = Backends.Get(backend);
         int n = 3, h = 13, w = 11, c = 7;
-        var x = Data.Uniform(n * h * w * c, 23);
+        var x = TestData.Uniform(n * h * w * c, 23);
         using var tx = Tensor.From(d, x, n, h, w, c);
         using var ty = Tensor.Zeros(d, n, c);
         var op = GlobalAvgPool.On(d);
         op.Forward(tx, ty);
-        Check.Close("global average pool forward", ty.ToArray(), GlobalAvgPool.Reference.Forward(Data.D(x), n, h * w, c), Check.ForSum(h * w));
-        var dy = Data.Uniform(n * c, 24);
+        Check.Close("global average pool forward", ty.ToArray(), GlobalAvgPool.Reference.Forward(TestData.D(x), n, h * w, c), Check.ForSum(h * w));
+        var dy = TestData.Uniform(n * c, 24);
         using var tdy = Tensor.From(d, dy, n, c);
         using var tdx = Tensor.Zeros(d, n, h, w, c);
         op.Backward(tdy, tdx);
-        Check.Close("global average pool backward", tdx.ToArray(), GlobalAvgPool.Reference.Backward(Data.D(dy), n, h * w, c), Check.ForSum(1));
+        Check.Close("global average pool backward", tdx.ToArray(), GlobalAvgPool.Reference.Backward(TestData.D(dy), n, h * w, c), Check.ForSum(1));
     }
 
     [Fact]
@@ -73,11 +73,11 @@ public class PoolingTests
     {
         foreach (var c in WindowCases.Small)
         {
-            var x = Data.D(Data.Distinct(c.N * c.H * c.W * c.C, 25));
+            var x = TestData.D(TestData.Distinct(c.N * c.H * c.W * c.C, 25));
             var s = MaxPool.Geometry(new Shape(c.N, c.H, c.W, c.C), c.K, c.Stride, c.Padding);
-            var r = Data.D(Data.Uniform(s.OutputLength, 26));
+            var r = TestData.D(TestData.Uniform(s.OutputLength, 26));
             Check.Gradient($"maxpool {c}", v => Check.Dot(r, MaxPool.Reference.Forward(v, s).Y), x, MaxPool.Reference.Backward(x, r, s));
-            var rg = Data.D(Data.Uniform(c.N * c.C, 27));
+            var rg = TestData.D(TestData.Uniform(c.N * c.C, 27));
             int px = c.H * c.W;
             Check.Gradient($"global average pool {c}", v => Check.Dot(rg, GlobalAvgPool.Reference.Forward(v, c.N, px, c.C)), x,
                 GlobalAvgPool.Reference.Backward(rg, c.N, px, c.C));

@@ -37,8 +37,8 @@ public class ReductionsTests
         foreach (var (rows, cols) in Cases)
             foreach (float beta in new[] { 0f, 0.75f })
             {
-                var x = Data.Uniform(rows * cols, 81);
-                var before = Data.Uniform(cols, 82); // stale values: beta 0 must ignore them
+                var x = TestData.Uniform(rows * cols, 81);
+                var before = TestData.Uniform(cols, 82); // stale values: beta 0 must ignore them
                 using var tx = Tensor.From(d, x, rows, cols);
                 using var ty = Tensor.From(d, before, cols);
                 op.SumColumns(tx.View, rows, cols, beta, ty.View);
@@ -57,8 +57,8 @@ public class ReductionsTests
         foreach (var (rows, length) in Cases)
             foreach (float beta in new[] { 0f, -1.5f })
             {
-                var partial = Data.Uniform(rows * length, 83);
-                var before = Data.Uniform(length, 84);
+                var partial = TestData.Uniform(rows * length, 83);
+                var before = TestData.Uniform(length, 84);
                 using var tp = Tensor.From(d, partial, rows, length);
                 using var ty = Tensor.From(d, before, length);
                 op.SumRows(tp.View, rows, length, beta, ty.View);
@@ -96,8 +96,8 @@ public class ReductionsTests
         var op = Reductions.On(d);
         foreach (var (rows, cols) in Cases)
         {
-            var x = Data.Uniform(rows * cols, 85);
-            using var ty = Tensor.From(d, Data.Uniform(cols, 86), cols); // stale values must be overwritten
+            var x = TestData.Uniform(rows * cols, 85);
+            using var ty = Tensor.From(d, TestData.Uniform(cols, 86), cols); // stale values must be overwritten
             int threadsPerChunk = cols;
             var (wantRows, wantChunks) = op.Chunking(rows, threadsPerChunk);
             int calls = 0;

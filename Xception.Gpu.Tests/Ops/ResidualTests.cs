@@ -11,7 +11,7 @@ public class ResidualTests
     public void ResidualAddAndAccumulate(string backend)
     {
         var d = Backends.Get(backend);
-        var a = Data.Uniform(3 * 7 * 5 * 9, 53); var b = Data.Uniform(a.Length, 54);
+        var a = TestData.Uniform(3 * 7 * 5 * 9, 53); var b = TestData.Uniform(a.Length, 54);
         using var ta = Tensor.From(d, a, 3, 7, 5, 9); using var tb = Tensor.From(d, b, 3, 7, 5, 9);
         using var ty = Tensor.Zeros(d, 3, 7, 5, 9);
         var op = Residual.On(d);

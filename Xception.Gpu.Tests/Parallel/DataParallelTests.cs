@@ -103,7 +103,7 @@ public class DataParallelTests
     {
         using var source = Mini();
         ModelFixtures.Randomize(source, 21);
-        var x = Data.Uniform(batch * 16 * 16 * 3, 22);
+        var x = TestData.Uniform(batch * 16 * 16 * 3, 22);
         var labels = Enumerable.Range(0, batch).Select(i => i % 5).ToArray();
         var one = SingleDevice(Mini, source, x, labels, 1, 0.05f);
         var many = RunParallel(Mini, source, replicas, sync: true, x, labels, 1, 0.05f);
@@ -121,7 +121,7 @@ public class DataParallelTests
         using var source = Full();
         source.Initialize(31);
         int batch = 5, per = 71 * 71 * 3; // shares 3 and 2
-        var x = Data.Uniform(batch * per, 32);
+        var x = TestData.Uniform(batch * per, 32);
         var labels = Enumerable.Range(0, batch).Select(i => (i * 7) % 10).ToArray();
         var one = SingleDevice(Full, source, x, labels, 1, 0.05f, classes: 10);
 
@@ -152,7 +152,7 @@ public class DataParallelTests
         using var source = Mini();
         ModelFixtures.Randomize(source, 27);
         int batch = 7;
-        var x = Data.Uniform(batch * 16 * 16 * 3, 28);
+        var x = TestData.Uniform(batch * 16 * 16 * 3, 28);
         var labels = Enumerable.Range(0, batch).Select(i => i % 5).ToArray();
         var after = RunParallel(Mini, source, 2, sync, x, labels, 2, 0.05f, bucketBytes: 0);
         int buckets = 0;
@@ -168,7 +168,7 @@ public class DataParallelTests
         using var source = NoBatchNorm();
         source.Initialize(23);
         int batch = 7;
-        var x = Data.Uniform(batch * 9 * 8 * 3, 24);
+        var x = TestData.Uniform(batch * 9 * 8 * 3, 24);
         var labels = Enumerable.Range(0, batch).Select(i => (i * 3) % 5).ToArray();
         var one = SingleDevice(NoBatchNorm, source, x, labels, 4, 0.1f);
         var many = RunParallel(NoBatchNorm, source, 2, sync: false, x, labels, 4, 0.1f);
@@ -187,7 +187,7 @@ public class DataParallelTests
         using var source = Mini();
         ModelFixtures.Randomize(source, 25);
         int batch = 8;
-        var x = Data.Uniform(batch * 16 * 16 * 3, 26);
+        var x = TestData.Uniform(batch * 16 * 16 * 3, 26);
         var labels = Enumerable.Range(0, batch).Select(i => i % 5).ToArray();
         var many = RunParallel(Mini, source, 2, sync: false, x, labels, 1, 0.05f);
         var full = SingleDevice(Mini, source, x, labels, 1, 0.05f);
@@ -239,7 +239,7 @@ public class DataParallelTests
         try
         {
             using var dp = new DataParallel(Mini, source, devices, Sgd, syncBatchNorm: true);
-            var x = Data.Uniform(4 * 16 * 16 * 3, 2);
+            var x = TestData.Uniform(4 * 16 * 16 * 3, 2);
             var small = Assert.Throws<XceptionException>(() => dp.Step(x, [0], 1, 0.1f, 0));
             Assert.Equal("a batch of 1 cannot be split over 2 replicas (replica 1 would get no image)", small.Message);
             var e = Assert.Throws<ReplicaFailedException>(() => dp.Step(x, [0, 1, 2, 7], 4, 0.1f, 0)); // label 7 of 5 classes, on replica 1

@@ -96,11 +96,11 @@ public class DeviceTests
         // ILGPU leaves a context unusable after a failed compile; the device recreated it, so ops work again
         // and tensors of the old context say so instead of crashing.
         Assert.Equal(1, d.Generation);
-        var x = Data.Uniform(16, 1);
+        var x = TestData.Uniform(16, 1);
         using var tx = Tensor.From(d, x, 16);
         using var ty = Tensor.Zeros(d, 16);
         Activation.On(d).Forward(ActivationKind.Relu, tx, ty);
-        Check.Close("relu after recovery", ty.ToArray(), Activation.Reference.Forward(ActivationKind.Relu, Data.D(x)), 0);
+        Check.Close("relu after recovery", ty.ToArray(), Activation.Reference.Forward(ActivationKind.Relu, TestData.D(x)), 0);
         var stale = Assert.Throws<DeviceException>(() => Activation.On(d).Forward(ActivationKind.Relu, before, before));
         Assert.Contains("recreated", stale.Message);
     }

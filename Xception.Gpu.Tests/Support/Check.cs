@@ -80,7 +80,7 @@ public static class Check
 }
 
 /// <summary>Deterministic test data.</summary>
-public static class Data
+public static class TestData
 {
     /// <summary>Uniform values in [lo, hi), float32-representable so the reference sees the same inputs.</summary>
     public static float[] Uniform(int n, int seed, float lo = -1f, float hi = 1f)

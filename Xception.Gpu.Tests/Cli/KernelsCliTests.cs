@@ -2,7 +2,7 @@ using Xception.Gpu.Diagnostics;
 using Xception.Gpu.Tests.IO;
 using Xunit;
 
-namespace Xception.Gpu.Tests.Cuda;
+namespace Xception.Gpu.Tests.Cli;
 
 /// <summary>
 /// `xception kernels`, in-process. Runs with or without ptxas: the table has the ptxas columns only when there

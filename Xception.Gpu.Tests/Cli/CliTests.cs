@@ -1,9 +1,10 @@
+using Xception.Gpu.Tests.Inference;
 using Xception.Gpu.IO;
 using Xception.Gpu.Tests.IO;
 using Xception.Gpu.Tests.Keras;
 using Xunit;
 
-namespace Xception.Gpu.Tests.Inference;
+namespace Xception.Gpu.Tests.Cli;
 
 /// <summary>The xception command run in-process: exit codes, what it prints, and one-line errors.</summary>
 public class CliTests

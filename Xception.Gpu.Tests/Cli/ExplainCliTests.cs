@@ -1,10 +1,11 @@
+using Xception.Gpu.Tests.Inference;
 using StbImageSharp;
 using Xception.Gpu.IO;
 using Xception.Gpu.Models;
 using Xception.Gpu.Tests.IO;
 using Xunit;
 
-namespace Xception.Gpu.Tests.Inference;
+namespace Xception.Gpu.Tests.Cli;
 
 /// <summary>`xception explain` on the small model that one training step makes (quick on a CPU).</summary>
 public class ExplainCliTests

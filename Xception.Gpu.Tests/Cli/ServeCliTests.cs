@@ -1,9 +1,10 @@
+using Xception.Gpu.Tests.Serving;
 using System.Net;
 using System.Net.Sockets;
 using Xception.Gpu.Tests.IO;
 using Xunit;
 
-namespace Xception.Gpu.Tests.Serving;
+namespace Xception.Gpu.Tests.Cli;
 
 /// <summary>`xception serve` and `serve-bench` refusing what they cannot do: one line, a non-zero exit, nothing left running.</summary>
 public class ServeCliTests

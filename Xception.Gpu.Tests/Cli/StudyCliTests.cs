@@ -5,7 +5,7 @@ using Xception.Gpu.Tests.IO;
 using Xception.Gpu.Training;
 using Xunit;
 
-namespace Xception.Gpu.Tests.Training;
+namespace Xception.Gpu.Tests.Cli;
 
 /// <summary>
 /// `xception study` on a tiny synthetic set (16 x 16 images, a few steps): every variant trains, the variants differ

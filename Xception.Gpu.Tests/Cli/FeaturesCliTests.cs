@@ -1,3 +1,4 @@
+using Xception.Gpu.Tests.Inference;
 using System.Globalization;
 using Xception.Gpu.Inference;
 using Xception.Gpu.IO;
@@ -5,7 +6,7 @@ using Xception.Gpu.Models;
 using Xception.Gpu.Tests.IO;
 using Xunit;
 
-namespace Xception.Gpu.Tests.Inference;
+namespace Xception.Gpu.Tests.Cli;
 
 /// <summary>`xception features` on xception-mini weights trained one step: formats, broken images, errors.</summary>
 public class FeaturesCliTests

@@ -2,7 +2,7 @@ using Xception.Gpu.IO;
 using Xception.Gpu.Tests.IO;
 using Xunit;
 
-namespace Xception.Gpu.Tests.BadInput;
+namespace Xception.Gpu.Tests.Cli;
 
 /// <summary>
 /// The `xception` command given bad arguments and broken data: one line that says what was wrong, the exit
