@@ -15,8 +15,7 @@
 // and tf.train.sgd's applyGradients. A separate written-out check compares the
 // predictions update with -lr * the analytic gradient in float64.
 //
-// A separate script (rather than a flag on train-step.mjs) so that the cached
-// data of the existing reference, keyed by that script's hash, stays valid.
+// A script of its own: each reference's cached data is keyed by its script's hash.
 //
 // Writes OUTDIR/images/<class>/<i>.png, input.npy, initial.h5, after.h5,
 // logits_before.npy (inference-mode logits) and step.json.
@@ -25,29 +24,9 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import crypto from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
 import { buildXception, describeWeights, generateWeights, applyWeights, writeH5, writeNpy } from './generate.mjs';
-import { classNames, makeImages, encodePng, decodePng, preprocess, parseStepArgs } from './train-step.mjs';
-
-// Current weights in the describeWeights layout, as Float32Array copies.
-function snapshot(model) {
-  const desc = describeWeights(model);
-  const byName = new Map(desc.map(d => [d.layer, d]));
-  for (const layer of model.layers) {
-    const d = byName.get(layer.name);
-    layer.weights.forEach((w, i) => { d.weights[i].data = Float32Array.from(w.read().dataSync()); });
-  }
-  return desc;
-}
-
-function flat(desc) {
-  const m = new Map();
-  for (const d of desc) for (const w of d.weights) m.set(`${d.layer}/${w.name}`, w.data);
-  return m;
-}
-
-const sha256 = (file) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+import { classNames, makeImages, encodePng, decodePng, preprocess, parseStepArgs, readWeights, weightMap, sha256 } from './train-step.mjs';
 
 async function main() {
   const opts = parseStepArgs(process.argv.slice(2), 'train-step-frozen.mjs', { stockKernels: false });
@@ -116,7 +95,7 @@ async function main() {
   tf.dispose([value, ...Object.values(grads)]);
   console.log(`frozen-base SGD step (inference-mode forward + backward to predictions): ${Date.now() - t1} ms, loss ${lossBefore}`);
 
-  const after = snapshot(model);
+  const after = readWeights(model);
   await writeH5(path.join(opts.outDir, 'after.h5'), after);
   files.push('after.h5');
   writeNpy(path.join(opts.outDir, 'logits_before.npy'), [batch, classes], logitsBefore);
@@ -125,7 +104,7 @@ async function main() {
   // --- checks ---
   const failures = [];
   const check = (cond, msg) => { if (!cond) { failures.push(msg); console.log(`FAIL ${msg}`); } };
-  const W0 = flat(initial), W1 = flat(after);
+  const W0 = weightMap(initial), W1 = weightMap(after);
 
   // Everything but the classifier, BN moving statistics included, keeps its bits.
   let frozenTensors = 0, moved = [];

@@ -283,12 +283,12 @@ function selfTestConv2DBackpropFilter(stockFunc) {
 // ---------------------------------------------------------------------------
 // Helpers
 
-function sha256(file) {
+export function sha256(file) {
   return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 }
 
 // Current weights of a model in the describeWeights layout (Float32Array copies).
-function readWeights(model) {
+export function readWeights(model) {
   const desc = describeWeights(model);
   const byName = new Map(desc.map(d => [d.layer, d]));
   for (const layer of model.layers) {
@@ -298,7 +298,8 @@ function readWeights(model) {
   return desc;
 }
 
-function weightMap(desc) {
+// The weights of a describeWeights layout by "layer/weight" name.
+export function weightMap(desc) {
   const m = new Map();
   for (const d of desc) for (const w of d.weights) m.set(`${d.layer}/${w.name}`, w.data);
   return m;
