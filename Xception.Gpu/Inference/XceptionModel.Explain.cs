@@ -50,9 +50,8 @@ public sealed partial class XceptionModel
         if (classIndex is { } k && (k < 0 || k >= classes))
             throw new XceptionException($"class {k} is out of range: this model has {classes} classes (0..{classes - 1})");
         var data = input.ToArray();
-        lock (gate)
+        return calls.Exclusive(() =>
         {
-            ObjectDisposedException.ThrowIf(disposed, this);
             var results = new List<Explanation>(count);
             int per = ImageSize * ImageSize * Config.InputChannels;
             for (int start = 0; start < count;)
@@ -63,8 +62,8 @@ public sealed partial class XceptionModel
                 results.AddRange(ExplainBatch(data.AsSpan(start * per, n * per), n, classIndex, target));
                 start += n;
             }
-            return results;
-        }
+            return (IReadOnlyList<Explanation>)results;
+        });
     }
 
     /// <summary>

@@ -33,6 +33,7 @@ public sealed partial class XceptionModel : IDisposable
         this.device = device;
         this.ownsDevice = ownsDevice;
         Labels = config.IncludeTop && config.Classes == 1000 ? ImageNetLabels.All : null;
+        calls = new(this, Execute);
     }
 
     public Model Model { get; }
@@ -176,14 +177,10 @@ public sealed partial class XceptionModel : IDisposable
             .Select(i => new Prediction(i, Labels is { } l && i < l.Count ? l[i] : $"class {i}", row[i])).ToList();
     }
 
-    public void Dispose()
+    /// <summary>Waits for the run in progress, then frees the model (and the device it opened).</summary>
+    public void Dispose() => calls.Close(() =>
     {
-        lock (gate)
-        {
-            if (disposed) return;
-            disposed = true;
-            Model.Dispose();
-            if (ownsDevice) device.Dispose();
-        }
-    }
+        Model.Dispose();
+        if (ownsDevice) device.Dispose();
+    });
 }

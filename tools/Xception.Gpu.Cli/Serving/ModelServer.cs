@@ -207,14 +207,11 @@ sealed class ModelServer : IAsyncDisposable
             m.Batcher.Stats.RecordFailure(FailureReason.Canceled, Took());
             ctx.Response.StatusCode = 499; // nobody reads it: the client is gone (nginx's "client closed request", for logs)
         }
-        catch (PayloadTooLargeException e)
+        catch (Exception e) when (e is PayloadTooLargeException or BadHttpRequestException { StatusCode: 413 })
         {
             m.Batcher.Stats.RecordFailure(FailureReason.BadInput, Took());
-            await Error(ctx, 413, e.Message).ConfigureAwait(false);
-        }
-        catch (BadHttpRequestException e) when (e.StatusCode == 413)
-        {
-            m.Batcher.Stats.RecordFailure(FailureReason.BadInput, Took());
+            // What is left of the body is not read: the connection cannot carry another request.
+            ctx.Response.Headers.Connection = "close";
             await Error(ctx, 413, TooLarge()).ConfigureAwait(false);
         }
         catch (Exception e) when (e is BadRequestException or BadHttpRequestException or InvalidDataException)
@@ -234,10 +231,21 @@ sealed class ModelServer : IAsyncDisposable
 
     string TooLarge() => $"the request body is larger than the limit of {options.MaxBodyBytes:N0} bytes";
 
-    /// <summary>The whole body, refusing (413) more than the limit before reading it where the length is declared.</summary>
+    /// <summary>
+    /// The whole body; more than the limit is refused (413). The rest of a refused body is read and dropped, up to
+    /// four times the limit, so that a client still sending gets the answer rather than a broken connection; past
+    /// that the connection is closed.
+    /// </summary>
     async Task<byte[]> Body(HttpContext ctx)
     {
-        if (ctx.Request.ContentLength > options.MaxBodyBytes) throw new PayloadTooLargeException(TooLarge());
+        // This method enforces the limit (Kestrel's own would stop the draining below).
+        if (ctx.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit) limit.MaxRequestBodySize = null;
+        long drainUpTo = options.MaxBodyBytes * 4;
+        if (ctx.Request.ContentLength > options.MaxBodyBytes)
+        {
+            if (ctx.Request.ContentLength <= drainUpTo) await Drain(ctx, drainUpTo).ConfigureAwait(false);
+            throw new PayloadTooLargeException(TooLarge());
+        }
         using var buffer = new MemoryStream(ctx.Request.ContentLength is { } n ? (int)n : 64 << 10);
         var chunk = ArrayPool<byte>.Shared.Rent(81920);
         try
@@ -245,12 +253,29 @@ sealed class ModelServer : IAsyncDisposable
             int read;
             while ((read = await ctx.Request.Body.ReadAsync(chunk, ctx.RequestAborted).ConfigureAwait(false)) > 0)
             {
-                if (buffer.Length + read > options.MaxBodyBytes) throw new PayloadTooLargeException(TooLarge());
+                if (buffer.Length + read > options.MaxBodyBytes)
+                {
+                    await Drain(ctx, drainUpTo - buffer.Length - read).ConfigureAwait(false);
+                    throw new PayloadTooLargeException(TooLarge());
+                }
                 buffer.Write(chunk, 0, read);
             }
         }
         finally { ArrayPool<byte>.Shared.Return(chunk); }
         return buffer.ToArray();
+    }
+
+    /// <summary>Reads and drops at most <paramref name="bytes"/> more of the body.</summary>
+    static async Task Drain(HttpContext ctx, long bytes)
+    {
+        var scratch = ArrayPool<byte>.Shared.Rent(81920);
+        try
+        {
+            int read;
+            while (bytes > 0 && (read = await ctx.Request.Body.ReadAsync(scratch.AsMemory(0, (int)Math.Min(scratch.Length, bytes)), ctx.RequestAborted).ConfigureAwait(false)) > 0)
+                bytes -= read;
+        }
+        finally { ArrayPool<byte>.Shared.Return(scratch); }
     }
 
     /// <summary>An uploaded image: the raw body, or the first file (else the field "data") of a multipart form.</summary>
