@@ -42,12 +42,10 @@ static class TrainCommand
         Value("batch", "B", "images per step, over all replicas (default 32)"),
         Value("seed", "S", "seed of the initial weights, the split, the order and the augmentation (default 0)"),
         Choice("optimizer", ["sgd", "rmsprop"], "sgd (default) or rmsprop"),
-        Value("lr", "L", "base learning rate (default 0.05)"),
-        Value("momentum", "M", "momentum (default 0.9)"),
+        SgdOptions.Declare(),
         Flag("nesterov", "Nesterov momentum"),
         Value("rho", "R", "RMSprop decay (default 0.9)"),
         Value("epsilon", "E", "RMSprop epsilon (default 1e-7)"),
-        Value("weight-decay", "W", "L2 on kernels (adds W x w to the gradient; default 0)"),
         Value("dropout", "P", "dropout before the classifier (default 0)"),
         Value("label-smoothing", "E", "label smoothing (default 0)"),
         Value("warmup-steps", "N", "linear learning-rate warm-up over the first N steps (default 0)"),
@@ -339,14 +337,14 @@ static class TrainCommand
             } };
         opt = opt with
         {
-            Momentum = (float)a.Double("momentum", opt.Momentum, 0, 0.9999),
+            Momentum = (float)SgdOptions.Momentum(a, opt.Momentum),
             Nesterov = a.Flag("nesterov") || opt.Nesterov,
             Rho = (float)a.Double("rho", opt.Rho, 0, 0.9999),
             Epsilon = (float)a.Double("epsilon", opt.Epsilon, 1e-12, 10),
-            WeightDecay = (float)a.Double("weight-decay", opt.WeightDecay, 0, 1),
+            WeightDecay = (float)SgdOptions.WeightDecay(a, opt.WeightDecay),
         };
         var schedule = recipe?.Schedule ?? new LearningRateSchedule { BaseRate = 0.05, Decay = DecayKind.Cosine };
-        schedule = schedule with { BaseRate = a.Double("lr", schedule.BaseRate, 1e-12, 1e38), WarmupSteps = a.Int("warmup-steps", 0, 0) };
+        schedule = schedule with { BaseRate = SgdOptions.LearningRate(a, schedule.BaseRate), WarmupSteps = a.Int("warmup-steps", 0, 0) };
         if (a.String("lr-schedule") is { } s)
         {
             schedule = s.ToLowerInvariant() switch
