@@ -46,8 +46,7 @@ public static class Hdf5HeapCheck
     {
         using var file = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.SequentialScan);
         long length = RandomAccess.GetLength(file);
-        int lengthSize = SizeOfLengths(file, length);
-        int offsetSize = SizeOfOffsets(file, length);
+        var (offsetSize, lengthSize) = SuperblockSizes(file, length);
         var chunk = new byte[(int)Math.Min(ChunkBytes, Math.Max(length, 1))];
         var others = new SortedSet<long>(); // signatures with another version or reserved bytes
         for (long start = 0; start < length;)
@@ -131,29 +130,20 @@ public static class Hdf5HeapCheck
     }
 
     /// <summary>
-    /// The superblock's "size of lengths": byte 14 in superblock versions 0 and 1 (after the signature, four
-    /// version bytes, a reserved byte and the size of offsets), byte 10 in versions 2 and 3. 8 when there is
-    /// no superblock at offset 0 or its value is not one PureHDF reads (it would refuse such a file itself).
+    /// The superblock's "size of offsets" and "size of lengths": bytes 13 and 14 in superblock versions 0 and 1
+    /// (after the signature, four version bytes and a reserved byte), bytes 9 and 10 in versions 2 and 3. 8 for a
+    /// size when there is no superblock at offset 0 or its value is not one PureHDF reads (it would refuse such a
+    /// file itself).
     /// </summary>
-    static int SizeOfLengths(SafeFileHandle file, long length)
+    static (int Offsets, int Lengths) SuperblockSizes(SafeFileHandle file, long length)
     {
-        if (length < 16) return 8;
+        if (length < 16) return (8, 8);
         Span<byte> head = stackalloc byte[16];
         ReadAt(file, head, 0);
-        if (!head[..8].SequenceEqual((ReadOnlySpan<byte>)[0x89, (byte)'H', (byte)'D', (byte)'F', 0x0d, 0x0a, 0x1a, 0x0a])) return 8;
-        int size = head[8] switch { 0 or 1 => head[14], 2 or 3 => head[10], _ => 8 };
-        return size is 2 or 4 or 8 ? size : 8;
-    }
-
-    /// <summary>The superblock's "size of offsets": byte 13 in superblock versions 0 and 1, byte 9 in 2 and 3; else 8.</summary>
-    static int SizeOfOffsets(SafeFileHandle file, long length)
-    {
-        if (length < 16) return 8;
-        Span<byte> head = stackalloc byte[16];
-        ReadAt(file, head, 0);
-        if (!head[..8].SequenceEqual((ReadOnlySpan<byte>)[0x89, (byte)'H', (byte)'D', (byte)'F', 0x0d, 0x0a, 0x1a, 0x0a])) return 8;
-        int size = head[8] switch { 0 or 1 => head[13], 2 or 3 => head[9], _ => 8 };
-        return size is 2 or 4 or 8 ? size : 8;
+        if (!head[..8].SequenceEqual((ReadOnlySpan<byte>)[0x89, (byte)'H', (byte)'D', (byte)'F', 0x0d, 0x0a, 0x1a, 0x0a])) return (8, 8);
+        int at = head[8] switch { 0 or 1 => 13, 2 or 3 => 9, _ => -1 };
+        static int Valid(int size) => size is 2 or 4 or 8 ? size : 8;
+        return at < 0 ? (8, 8) : (Valid(head[at]), Valid(head[at + 1]));
     }
 
     static ulong ReadLength(ReadOnlySpan<byte> b, int size) => size switch
