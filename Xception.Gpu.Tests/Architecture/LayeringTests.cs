@@ -12,7 +12,7 @@ public class LayeringTests
 {
     /// <summary>Bottom to top. The kernels are their own assembly, below all of these.</summary>
     public static readonly string[] Layers =
-        ["Runtime", "Ops", "Graph", "Models", "IO", "Imaging", "Data", "Training", "Parallel", "Inference", "Serving", "Diagnostics"];
+        ["Runtime", "Ops", "Graph", "Models", "IO", "Imaging", "Data", "Training", "Parallel", "Studies", "Inference", "Serving", "Diagnostics"];
 
     public static TheoryData<string> Each => new(Layers);
 

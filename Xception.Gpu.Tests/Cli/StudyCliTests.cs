@@ -20,9 +20,7 @@ public class StudyCliTests
         ["study", study, "--data", "synthetic:48", "--image-size", "16", "--steps", $"{steps}", "--eval-every", "2", "--seeds", $"{seeds}",
          "--test-images", "16", "--batch", "8", "--device", "cpu", "--out", dir];
 
-    sealed record Row(long Step, double? TrainLoss, double TestLoss, double TestTop1, double ElapsedSeconds, double? ImagesPerSecond, double LearningRate);
-
-    static List<Row> Log(string path) => File.ReadAllLines(path).Select(l => JsonSerializer.Deserialize<Row>(l, new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower })!).ToList();
+    static List<LogRow> Log(string path) => TrainingLog.Read(path);
 
     [Fact]
     public void AStudyTrainsEveryVariantOnTheSameDataAndWritesItsResults()
@@ -36,7 +34,7 @@ public class StudyCliTests
             // Evaluated every 2 steps and after the last, shorter interval.
             var log = Log(Path.Combine(dir, run, "log.jsonl"));
             Assert.Equal([2L, 4, 5], log.Select(r => r.Step));
-            Assert.All(log, r => Assert.InRange(r.TestTop1, 0, 1));
+            Assert.All(log, r => Assert.InRange(r.ValAcc!.Value, 0, 1));
             Assert.Contains($"{run.Replace("-seed", " seed ")}: step 5/5", output);
         }
 
@@ -65,7 +63,7 @@ public class StudyCliTests
         // Residual connections cost their shortcut convolutions.
         Assert.True(variants[0].GetProperty("multiply_adds").GetInt64() > variants[1].GetProperty("multiply_adds").GetInt64());
         Assert.True(variants[0].GetProperty("parameters").GetInt64() > variants[1].GetProperty("parameters").GetInt64());
-        Assert.Equal("5", JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "study.json"))).RootElement.GetProperty("--steps").GetString());
+        Assert.Equal("5", JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "study.json"))).RootElement.GetProperty("steps").GetString());
         Assert.Contains("wrote", output);
 
         // Started again: nothing to do. With other settings: refused, naming the option.
@@ -81,7 +79,7 @@ public class StudyCliTests
         Assert.Contains("residual seed 2: step 5/5", output);
         Assert.Contains("no-residual seed 2: step 5/5", output);
         Assert.Matches(@"\| residual \| [0-9.]+% ± [0-9.]+ \(min [0-9.]+, max [0-9.]+\) \| 3/3 \|", File.ReadAllText(Path.Combine(dir, "residual.md")));
-        Assert.Equal("3", JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "study.json"))).RootElement.GetProperty("--seeds").GetString());
+        Assert.Equal("3", JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "study.json"))).RootElement.GetProperty("seeds").GetString());
         (code, output) = Run(Tiny("residual", dir, steps: 6, seeds: 3));
         Assert.Equal(2, code);
         Assert.Contains("--steps 5, this command asks 6", output);
@@ -191,9 +189,9 @@ public class StudyCliTests
         {
             var a = Log(Path.Combine(tmp["a"], run, "log.jsonl"));
             var b = Log(Path.Combine(dirB, run, "log.jsonl"));
-            Assert.Equal(a.Select(r => (r.Step, r.TestLoss, r.TestTop1, r.LearningRate)), b.Select(r => (r.Step, r.TestLoss, r.TestTop1, r.LearningRate)));
+            Assert.Equal(a.Select(r => (r.Step, r.ValLoss, r.ValAcc!.Value, r.LearningRate)), b.Select(r => (r.Step, r.ValLoss, r.ValAcc!.Value, r.LearningRate)));
             // The training loss of an interval spans the interruption: the checkpoint kept its running sums.
-            Assert.Equal(a.Select(r => r.TrainLoss), b.Select(r => r.TrainLoss));
+            Assert.Equal(a.Select(r => r.Loss), b.Select(r => r.Loss));
             var (wa, _) = SafeTensors.Read(Path.Combine(tmp["a"], run, "ckpt-00000008.safetensors"));
             var (wb, _) = SafeTensors.Read(Path.Combine(dirB, run, "ckpt-00000008.safetensors"));
             Assert.Equal(wa.Select(t => t.Name), wb.Select(t => t.Name));

@@ -46,6 +46,24 @@ public static class Checkpoints
         if (state.BatchNormMode is not null) model.BatchNormMode = Enum.Parse<BatchNormMode>(state.BatchNormMode);
     }
 
+    /// <summary>
+    /// Continues a run's training mode on <paramref name="model"/> from its checkpoint's state. Where the caller set the
+    /// frozen layers (<paramref name="frozenGiven"/>) or the batch norm mode (<paramref name="modeGiven"/>) on the model,
+    /// they must be the run's: the weights and the optimizer state belong to what the run froze
+    /// (<see cref="ResumeMismatchException"/>, its <see cref="ResumeMismatchException.Setting"/> "freeze" or "bn-mode").
+    /// Then the checkpoint's are applied.
+    /// </summary>
+    public static void ResumeTrainingMode(State state, Model model, bool frozenGiven, bool modeGiven, string checkpoint)
+    {
+        if (frozenGiven && state.Frozen is { } was && !was.SequenceEqual(model.FrozenLayers))
+            throw new ResumeMismatchException($"this run freezes {model.FrozenLayers.Count} layers, but the run in '{checkpoint}' froze {was.Length}" +
+                                              (was.Length > 0 ? $" (up to {was[^1]})" : ""), "freeze");
+        string now = model.BatchNormMode.ToString();
+        if (modeGiven && state.BatchNormMode is { } mode && !mode.Equals(now, StringComparison.OrdinalIgnoreCase))
+            throw new ResumeMismatchException($"this run's batch norm mode is {now.ToLowerInvariant()}, but the run in '{checkpoint}' used {mode.ToLowerInvariant()}", "bn-mode");
+        ApplyTrainingMode(state, model);
+    }
+
     public static string Save(string dir, Model model, XceptionConfig config, OptimizerState optimizer, State state, int keep)
     {
         Directory.CreateDirectory(dir);

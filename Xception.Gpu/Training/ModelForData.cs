@@ -1,5 +1,6 @@
 using Xception.Gpu.Data;
 using Xception.Gpu.Imaging;
+using Xception.Gpu.IO;
 using Xception.Gpu.Models;
 
 namespace Xception.Gpu.Training;
@@ -23,6 +24,21 @@ public static class ModelForData
         else config = ModelPresets.Config(name, classes: source.Classes);
         if (imageSize is { } s) config = config with { ImageSize = s };
         return config.Validate();
+    }
+
+    /// <summary>
+    /// The configuration of a run that starts from the weights in <paramref name="path"/> on data with
+    /// <paramref name="classes"/> classes: the file's model. With <paramref name="newHead"/>, the file's base with a
+    /// fresh classifier for the data's classes, whatever top the file has; without, a file with a classifier must have
+    /// the data's classes (<see cref="ClassCountException"/>).
+    /// </summary>
+    public static XceptionConfig FromWeights(string path, int classes, bool newHead)
+    {
+        var config = ModelWeights.ConfigOf(path, new XceptionConfig { Classes = classes });
+        if (newHead) return config with { IncludeTop = true, Pooling = Pooling.None, Classes = classes };
+        if (config.IncludeTop && config.Classes != classes)
+            throw new ClassCountException($"'{path}' has {config.Classes} classes, the data {classes}", config.Classes, classes);
+        return config;
     }
 
     /// <summary>

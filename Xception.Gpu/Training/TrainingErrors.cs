@@ -45,4 +45,22 @@ public sealed class CheckpointNotFoundException(string message) : XceptionExcept
 /// A checkpoint to resume from was written by a run with other settings (batch, seed, optimizer or data):
 /// continuing it would not be the same run.
 /// </summary>
-public sealed class ResumeMismatchException(string message) : XceptionException(message);
+/// <param name="message">what differs</param>
+/// <param name="setting">the setting that differs where one setting does ("freeze", "bn-mode"), else null</param>
+public sealed class ResumeMismatchException(string message, string? setting = null) : XceptionException(message)
+{
+    /// <summary>The setting that differs ("freeze" for the frozen layers, "bn-mode" for the batch norm mode), or null.</summary>
+    public string? Setting { get; } = setting;
+}
+
+/// <summary>A model's classifier and the data disagree on the number of classes.</summary>
+/// <param name="message">what disagrees</param>
+/// <param name="modelClasses">the classes of the model (or its weights)</param>
+/// <param name="dataClasses">the classes of the data</param>
+public sealed class ClassCountException(string message, int modelClasses, int dataClasses) : XceptionException(message)
+{
+    /// <summary>The classes of the model or its weights.</summary>
+    public int ModelClasses { get; } = modelClasses;
+    /// <summary>The classes of the data.</summary>
+    public int DataClasses { get; } = dataClasses;
+}

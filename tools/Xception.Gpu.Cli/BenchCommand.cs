@@ -44,7 +44,7 @@ static class BenchCommand
 
     static int Run(Args a)
     {
-        if (a.String("devices") is not null) return ScalingBench.Run(a);
+        if (a.String("devices") is not null) return ScalingBenchCommand.Run(a);
         if (a.String("model") is not null) return RunModel(a);
         var opName = a.String("op", "all").ToLowerInvariant();
         BenchOp[] ops = opName switch

@@ -1,11 +1,12 @@
 using Xception.Gpu.Models;
+using Xception.Gpu.Studies;
 
 namespace Xception.Gpu.Cli;
 
 /// <summary>
 /// `xception study residual|activation|segments`: the paper's ablations, each variant trained on the same data in
-/// the same order from the same seeds. Only the parsing lives here (<see cref="Parse"/>); the study itself is
-/// <see cref="StudyRunner"/>, its table and plot <see cref="StudyReport"/>.
+/// the same order from the same seeds. The options and the printing live here; the study itself is the library's
+/// <see cref="StudyRunner"/>, its tables <see cref="StudyReport"/>, its plot <see cref="Plots.Study"/>.
 /// </summary>
 static class StudyCommand
 {
@@ -54,18 +55,74 @@ static class StudyCommand
     /// <summary>The default --segments: every value divides 8, which divides every separable layer's input channels of both models.</summary>
     public const string DefaultSegments = "1,2,4,8,0";
 
-    static int Run(Args a) => StudyRunner.Run(Parse(a));
+    static int Run(Args a)
+    {
+        var (o, folder) = Parse(a);
+        string dir = folder ?? Path.Combine("runs", $"study-{o.Study}-{DateTime.Now:yyyyMMdd-HHmmss}");
+        OutputPaths.Folder("--out", dir);
+        StudyRunner runner;
+        try
+        {
+            runner = new StudyRunner(o, dir, Console.WriteLine) { ResultsWritten = Plots.Study };
+        }
+        catch (StudySettingException e)
+        {
+            throw new UsageException($"{Option(e.Setting)} {e.Problem}");
+        }
+        catch (StudyFolderException e)
+        {
+            throw new UsageException(e.Setting switch
+            {
+                null => $"--out '{dir}' is not empty and holds no {StudyRunner.SettingsFile}: it is not a study folder; choose another --out",
+                "study" => $"--out '{dir}' holds the {e.Before} study, not {e.Now}; choose another --out",
+                _ => $"--out '{dir}' holds a study run with {Option(e.Setting)} {e.Before}, this command asks {e.Now}: repeat the study's options to continue it, or choose another --out",
+            });
+        }
 
-    /// <summary>Every option of the command, checked, into one record (the only place that reads the command line).</summary>
-    static StudyOptions Parse(Args a)
+        var spec = DeviceSpec.Parse(a.String("device", "auto"));
+        int? threads = a.String("cpu-threads") is null ? null : a.Int("cpu-threads", 1, 1, Device.MaxCpuThreads);
+        using var device = Device.Open(spec, spec.Kind == DeviceKind.Cpu ? threads : null);
+        var b = runner.BaseConfig;
+        Console.WriteLine($"study {o.Study}: variants {string.Join(", ", runner.Variants.Select(v => v.Name))}; seeds 0 to {o.Seeds - 1}; {runner.StepsPerRun} steps per run, " +
+                          $"evaluated every {o.EvalEvery}; batch {o.Batch}, lr {o.LearningRate} {(o.Cosine ? "cosine to 0" : "constant")}, momentum {o.Momentum}");
+        Console.WriteLine($"data: training {runner.Train.Description}; evaluation {runner.Test.Description}{runner.DataNote}");
+        Console.WriteLine($"model: {o.Model} {b.ImageSize}x{b.ImageSize}x{b.InputChannels}, {b.Classes} classes; device {device}; folder {dir}");
+        Console.WriteLine($"to continue after an interruption, run the same command with --out {dir}");
+
+        using var stop = new StopSignal();
+        var outcome = runner.Run(device, stop.Token);
+        if (outcome.Stopped)
+        {
+            Console.Error.WriteLine($"xception: stopped by a signal; the study continues with the same command and --out {dir}" +
+                                    (outcome.LastCheckpoint is { } ck ? $" (checkpoint {ck})" : ""));
+            return StopSignal.ExitCode;
+        }
+        Console.WriteLine();
+        Console.WriteLine(outcome.Results.Table);
+        Console.WriteLine($"wrote {Path.Combine(dir, o.Study)}.png, .md, .csv and .json");
+        if (outcome.Failures.Count == 0) return 0;
+        Console.Error.WriteLine($"xception: error: {string.Join(", ", outcome.Failures)} stopped early: the loss stopped being a number (the table shows the step each reached; a lower --lr helps)");
+        return 1;
+    }
+
+    /// <summary>The option that sets a stored setting (<see cref="StudySettings.Stored"/>).</summary>
+    static string Option(string setting) => setting switch
+    {
+        "augment" => "augmentation",
+        "study" => "study",
+        _ => "--" + setting.Replace('_', '-'),
+    };
+
+    /// <summary>Every option of the command, checked, into the study's settings and its folder (the only place that reads the command line).</summary>
+    static (StudySettings Settings, string? Folder) Parse(Args a)
     {
         if (a.Positional.Count != 1)
             throw new UsageException(a.Positional.Count == 0
                 ? "'study' needs the study to run: residual, activation or segments"
                 : $"'study' runs one study, got '{string.Join(" ", a.Positional)}'");
         string study = a.Positional[0].ToLowerInvariant();
-        if (study is not ("residual" or "activation" or "segments"))
-            throw new UsageException($"unknown study '{a.Positional[0]}'; studies: residual, activation, segments");
+        if (!StudySettings.Names.Contains(study))
+            throw new UsageException($"unknown study '{a.Positional[0]}'; studies: {string.Join(", ", StudySettings.Names)}");
         if (a.String("segments") is not null && study != "segments")
             throw new UsageException($"--segments belongs to the segments study, not '{study}'");
         if (a.String("steps") is not null && a.String("epochs") is not null)
@@ -74,7 +131,7 @@ static class StudyCommand
         string schedule = a.String("lr-schedule", "cosine").ToLowerInvariant();
         if (schedule is not ("cosine" or "constant"))
             throw new UsageException($"--lr-schedule must be cosine or constant, got '{schedule}'");
-        return new StudyOptions
+        var settings = new StudySettings
         {
             Study = study,
             Data = a.String("data", "fashion-mnist"),
@@ -93,10 +150,8 @@ static class StudyCommand
             Momentum = SgdOptions.Momentum(a, 0.9),
             WeightDecay = SgdOptions.WeightDecay(a, 0),
             Augment = !a.Flag("no-augment"),
-            Out = a.String("out"),
-            Device = a.String("device", "auto"),
-            CpuThreads = a.String("cpu-threads") is null ? null : a.Int("cpu-threads", 1, 1, Device.MaxCpuThreads),
         };
+        return (settings, a.String("out"));
     }
 
     /// <summary>"1,4,0" to its values: whole numbers >= 0, each once.</summary>

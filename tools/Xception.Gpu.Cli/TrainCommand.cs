@@ -118,9 +118,9 @@ static class TrainCommand
             throw new XceptionException($"--classes {a.Int("classes", 0, 1)} but the data has {source.Classes} classes");
 
         var config = ModelConfig(a, modelName, source);
-        var recipe = Recipe(a.String("recipe"));
+        var recipe = a.String("recipe") is { } rn ? TrainingRecipe.Find(rn) ?? throw new UsageException($"--recipe must be imagenet or jft, got '{rn}'") : null;
         if (recipe?.MultiLabel == true && !source.MultiLabel)
-            throw new XceptionException("--recipe jft trains multi-label sigmoid outputs, but the data is single-label (use a list file with several labels per image)");
+            throw new XceptionException($"--recipe {recipe.Name} trains multi-label sigmoid outputs, but the data is single-label (use a list file with several labels per image)");
         config = (config with { Dropout = (float)a.Double("dropout", recipe?.Dropout ?? 0, 0, 0.99) }).Validate();
 
         var settings = Settings(a, recipe, seed);
@@ -180,7 +180,7 @@ static class TrainCommand
             (settings.MaxSteps is { } ms ? $", at most {ms} steps" : "") + $"; run folder {runDir}");
 
         // Only the first rank reports and writes the log; the others train silently.
-        var reporting = root ? new TrainReporting(logPath, plotPath) : null;
+        var reporting = root ? new TrainReporting(logPath, plotPath, resume is null ? null : Checkpoints.ReadState(resume).Position.Step) : null;
         var trainer = new Trainer(replicas, config, settings, reporting);
         using var stop = new StopSignal();
         var reports = reporting is null ? Run(trainer, bound, resume, stop.Token) : reporting.Run(() => Run(trainer, bound, resume, stop.Token));
@@ -226,13 +226,12 @@ static class TrainCommand
                 _ => throw new UsageException($"--bn-mode must be auto, train or inference, got '{bnMode}'"),
             };
         if (resume is null) return;
-        var state = Checkpoints.ReadState(resume);
-        if (freeze is not null && state.Frozen is { } was && !was.SequenceEqual(model.FrozenLayers))
-            throw new XceptionException($"--freeze {freeze} freezes {model.FrozenLayers.Count} layers, but the run in '{resume}' froze {was.Length}" +
-                                        (was.Length > 0 ? $" (up to {was[^1]})" : "") + "; leave out --freeze to continue it as it was");
-        if (bnMode is not null && state.BatchNormMode is { } mode && !mode.Equals(bnMode, StringComparison.OrdinalIgnoreCase))
-            throw new XceptionException($"--bn-mode {bnMode}, but the run in '{resume}' used {mode.ToLowerInvariant()}; leave out --bn-mode to continue it as it was");
-        Checkpoints.ApplyTrainingMode(state, model);
+        try { Checkpoints.ResumeTrainingMode(Checkpoints.ReadState(resume), model, freeze is not null, bnMode is not null, resume); }
+        catch (ResumeMismatchException e) when (e.Setting is { } setting)
+        {
+            string given = setting == "freeze" ? $"--freeze {freeze}" : $"--bn-mode {bnMode}";
+            throw new XceptionException($"{given}: {e.Message}; leave out --{setting} to continue it as it was", e);
+        }
     }
 
     /// <summary>The checkpoint --resume names (a file, or the newest in a folder).</summary>
@@ -282,16 +281,14 @@ static class TrainCommand
         return string.IsNullOrEmpty(name) ? "data" : name;
     }
 
+    /// <summary>The model: the weights' (<see cref="ModelForData.FromWeights"/>) or the named model for the data, at --image-size.</summary>
     static XceptionConfig ModelConfig(Args a, string modelName, IDataSource source)
     {
         XceptionConfig config;
         if (a.String("weights") is { } w)
         {
-            config = ModelWeights.ConfigOf(w, new XceptionConfig { Classes = source.Classes });
-            // A new head: the file's base with a classifier for the data's classes, whatever top the file has.
-            if (a.Flag("new-head")) config = config with { IncludeTop = true, Pooling = Pooling.None, Classes = source.Classes };
-            else if (config.IncludeTop && config.Classes != source.Classes)
-                throw new XceptionException($"'{w}' has {config.Classes} classes, the data {source.Classes} (--new-head starts a fresh classifier for the data's classes)");
+            try { config = ModelForData.FromWeights(w, source.Classes, a.Flag("new-head")); }
+            catch (ClassCountException e) { throw new XceptionException($"{e.Message} (--new-head starts a fresh classifier for the data's classes)", e); }
         }
         else
         {
@@ -313,19 +310,7 @@ static class TrainCommand
         return steps;
     }
 
-    sealed record RecipeDefaults(OptimizerSettings Optimizer, LearningRateSchedule Schedule, float Dropout, bool MultiLabel);
-
-    static RecipeDefaults? Recipe(string? name) => name?.ToLowerInvariant() switch
-    {
-        null => null,
-        "imagenet" => new(new OptimizerSettings { Kind = OptimizerKind.Sgd, Momentum = 0.9f, WeightDecay = 1e-5f },
-            new LearningRateSchedule { BaseRate = 0.045, Decay = DecayKind.ExponentialEpochs, Rate = 0.94, Every = 2 }, 0.5f, false),
-        "jft" => new(new OptimizerSettings { Kind = OptimizerKind.RmsProp, Momentum = 0.9f, Rho = 0.9f },
-            new LearningRateSchedule { BaseRate = 0.001, Decay = DecayKind.ExponentialSamples, Rate = 0.9, Every = 3_000_000 }, 0f, true),
-        _ => throw new UsageException($"--recipe must be imagenet or jft, got '{name}'"),
-    };
-
-    static TrainSettings Settings(Args a, RecipeDefaults? recipe, int seed)
+    static TrainSettings Settings(Args a, TrainingRecipe? recipe, int seed)
     {
         var opt = recipe?.Optimizer ?? new OptimizerSettings { Kind = OptimizerKind.Sgd, Momentum = 0.9f };
         if (a.String("optimizer") is { } o)

@@ -41,7 +41,7 @@ static class ServeBenchCommand
 
     const string CsvHeader = "label,concurrency,requests,ok,refused,other,seconds,infer_per_s,p50_ms,p90_ms,p95_ms,p99_ms,queue_ms,compute_ms,avg_batch";
 
-    sealed record Level(string Label, int Concurrency, int Requests, int Ok, int Refused, int Other, double Seconds, double InferPerSecond,
+    internal sealed record Level(string Label, int Concurrency, int Requests, int Ok, int Refused, int Other, double Seconds, double InferPerSecond,
         double P50, double P90, double P95, double P99, double QueueMs, double ComputeMs, double AverageBatch);
 
     static int Run(Args a)
@@ -208,35 +208,7 @@ static class ServeBenchCommand
                 rows.Add(new Level(v[0], (int)D(1), (int)D(2), (int)D(3), (int)D(4), (int)D(5), D(6), D(7), D(8), D(9), D(10), D(11), D(12), D(13), D(14)));
             }
         }
-        var plt = new ScottPlot.Plot();
-        var palette = new ScottPlot.Palettes.Category10();
-        int k = 0;
-        foreach (var run in rows.GroupBy(r => r.Label))
-        {
-            var color = palette.GetColor(k++);
-            double[] xs = run.Select(r => (double)r.Concurrency).ToArray();
-            var throughput = plt.Add.Scatter(xs, run.Select(r => r.InferPerSecond).ToArray());
-            throughput.Color = color;
-            throughput.LineWidth = 2;
-            throughput.LegendText = $"{run.Key}: inferences/s";
-            var p99 = plt.Add.Scatter(xs, run.Select(r => r.P99).ToArray());
-            p99.Color = color;
-            p99.LinePattern = ScottPlot.LinePattern.Dashed;
-            p99.MarkerShape = ScottPlot.MarkerShape.OpenSquare;
-            p99.LegendText = $"{run.Key}: p99 latency (ms)";
-            p99.Axes.YAxis = plt.Axes.Right;
-        }
-        // Both axes from zero: the gap between the runs is the figure, and a cut axis would exaggerate it.
-        double Top(IEnumerable<double> v) => Math.Max(1, v.Where(double.IsFinite).DefaultIfEmpty(1).Max() * 1.15);
-        plt.Axes.SetLimitsY(0, Top(rows.Select(r => r.InferPerSecond)), plt.Axes.Left);
-        plt.Axes.SetLimitsY(0, Top(rows.Select(r => r.P99)), plt.Axes.Right);
-        plt.Axes.Bottom.Label.Text = "concurrent clients";
-        plt.Axes.Left.Label.Text = "inferences/s (solid)";
-        plt.Axes.Right.Label.Text = "p99 latency, ms (dashed)";
-        plt.Title("xception serve: throughput and p99 latency against concurrency");
-        plt.ShowLegend(ScottPlot.Alignment.UpperLeft);
-        var png = plt.GetImageBytes(900, 540, ScottPlot.ImageFormat.Png);
-        Xception.Gpu.IO.AtomicFile.Write(output, s => s.Write(png));
+        Plots.Serving(rows, output);
         Console.Error.WriteLine($"wrote {output}");
         return 0;
     }

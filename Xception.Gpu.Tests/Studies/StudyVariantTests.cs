@@ -4,7 +4,7 @@ using Xception.Gpu.Models;
 using Xception.Gpu.Ops;
 using Xunit;
 
-namespace Xception.Gpu.Tests.Models;
+namespace Xception.Gpu.Tests.Studies;
 
 /// <summary>
 /// What the paper's studies compare besides accuracy: the work of each variant (<see cref="Cost"/>), and a start

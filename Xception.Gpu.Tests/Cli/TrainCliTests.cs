@@ -2,7 +2,7 @@ using Xception.Gpu.Tests.IO;
 using Xception.Gpu.Training;
 using Xunit;
 
-namespace Xception.Gpu.Tests.Training;
+namespace Xception.Gpu.Tests.Cli;
 
 /// <summary>`xception train` and `eval` in-process on tiny runs: what they write and how they fail.</summary>
 public class TrainCliTests
@@ -47,6 +47,30 @@ public class TrainCliTests
         Assert.Equal(1, code);
         Assert.Contains("was trained with batch 16", output);
         Assert.Contains("this run has batch 8", output);
+    }
+
+    [Fact]
+    public void AResumedRunsLogHoldsEachEvaluationOnce()
+    {
+        // 4 steps per epoch, a checkpoint every 3 steps and at each epoch's end: 3, 4, 6, 8. Taking away the last two
+        // leaves the run as if it had stopped at step 4; the log's epoch-2 row (step 8) is dropped on resume and
+        // written again by the resumed run, not written twice.
+        using var tmp = new TempDir();
+        var run = tmp["run"];
+        var (code, output) = Run(Tiny(run, "--checkpoint-every", "3", "--keep", "5"));
+        Assert.True(code == 0, output);
+        var log = Path.Combine(run, "log.jsonl");
+        var first = TrainingLog.Read(log);
+        Assert.Equal([4L, 8], first.Select(r => r.Step));
+        File.Delete(Path.Combine(run, "ckpt-00000008.safetensors"));
+        File.Delete(Path.Combine(run, "ckpt-00000006.safetensors"));
+        (code, output) = Run([.. Tiny(run, "--checkpoint-every", "3", "--keep", "5"), "--resume", run]);
+        Assert.True(code == 0, output);
+        var again = TrainingLog.Read(log);
+        Assert.Equal([4L, 8], again.Select(r => r.Step));
+        Assert.Equal(first[0], again[0]);
+        Assert.Equal(first[1].ValLoss, again[1].ValLoss); // the same run: the same weights at step 8
+        Assert.True(again[1].ElapsedSeconds > again[0].ElapsedSeconds);
     }
 
     [Fact]

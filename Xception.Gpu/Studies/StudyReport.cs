@@ -2,37 +2,51 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Xception.Gpu.IO;
+using Xception.Gpu.Training;
 
-namespace Xception.Gpu.Cli;
+namespace Xception.Gpu.Studies;
+
+/// <summary>What a study knows of one variant: its cost and its runs' logs by seed.</summary>
+public sealed record StudyVariantResult(string Name, long Parameters, long MultiplyAdds, IReadOnlyDictionary<int, IReadOnlyList<LogRow>> Runs);
+
+/// <summary>A study's results so far, as <see cref="StudyReport.Write"/> wrote them.</summary>
+/// <param name="Folder">the study folder</param>
+/// <param name="Study">the study's name</param>
+/// <param name="Settings">the stored settings (<see cref="StudySettings.Stored"/>)</param>
+/// <param name="Variants">every variant's runs</param>
+/// <param name="Device">the device it trained on</param>
+/// <param name="Table">the markdown table</param>
+public sealed record StudyResults(string Folder, string Study, IReadOnlyDictionary<string, string> Settings, IReadOnlyList<StudyVariantResult> Variants,
+    string Device, string Table);
 
 /// <summary>
-/// A study's results: the table (<c>study.md</c>, <c>.csv</c>, <c>.json</c>) and the plot (<c>study.png</c>), from
-/// the runs' logs. Drawn again after every run, so that a long study shows what it has so far.
+/// A study's table (<c>study.md</c>, <c>.csv</c>, <c>.json</c>) from its runs' logs, written again after every run so
+/// that a long study shows what it has so far.
 /// </summary>
-static class StudyReport
+public static class StudyReport
 {
     /// <summary>How the img/s column is measured, for the table's notes.</summary>
     public const string ThroughputNote =
         "img/s: training images per second (forward, backward and update, data loading included, evaluation excluded; " +
         "the device is synchronized before the clock is read), the median over the evaluation intervals of every seed after each run's first (its warm-up)";
 
-    /// <summary>One line of the table.</summary>
+    /// <summary>One line of the table: a variant's final test top-1 over the seeds that reached <see cref="Step"/>.</summary>
     public sealed record Row(string Variant, int Runs, int Finished, long? Step, double? Top1Mean, double? Top1Spread, double? Top1Min, double? Top1Max,
         long Parameters, long MultiplyAdds, double? ImagesPerSecond);
 
-    /// <summary>Writes the table and the plot; returns the markdown table.</summary>
-    public static string Write(string dir, string study, IReadOnlyDictionary<string, string> settings, IReadOnlyList<StudyVariantResult> variants, string device)
+    static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, WriteIndented = true };
+
+    /// <summary>Writes the tables into <paramref name="folder"/> as <c>&lt;study&gt;.md</c>, <c>.csv</c> and <c>.json</c>.</summary>
+    public static StudyResults Write(string folder, string study, IReadOnlyDictionary<string, string> settings, IReadOnlyList<StudyVariantResult> variants, string device)
     {
         var rows = variants.Select(Summarize).ToList();
         string md = Markdown(study, settings, rows, device);
-        string b = Path.Combine(dir, study);
+        string b = Path.Combine(folder, study);
         AtomicFile.Write(b + ".md", s => s.Write(Encoding.UTF8.GetBytes(md)));
         AtomicFile.Write(b + ".csv", s => s.Write(Encoding.UTF8.GetBytes(Csv(rows))));
         var json = new { study, device, settings, throughput = ThroughputNote, variants = rows };
-        AtomicFile.Write(b + ".json", s => JsonSerializer.Serialize(s, json, new JsonSerializerOptions(StudyRunner.Json) { WriteIndented = true }));
-        var png = Plot(study, settings, variants);
-        AtomicFile.Write(b + ".png", s => s.Write(png));
-        return md;
+        AtomicFile.Write(b + ".json", s => JsonSerializer.Serialize(s, json, Json));
+        return new StudyResults(folder, study, settings, variants, device, md);
     }
 
     /// <summary>
@@ -42,7 +56,7 @@ static class StudyReport
     public static Row Summarize(StudyVariantResult v)
     {
         long? lastStep = v.Runs.Values.Where(r => r.Count > 0).Select(r => r[^1].Step).DefaultIfEmpty().Max() is var m && m > 0 ? m : null;
-        var finals = v.Runs.Values.Where(r => r.Count > 0 && r[^1].Step == lastStep).Select(r => r[^1].TestTop1).ToList();
+        var finals = v.Runs.Values.Where(r => r.Count > 0 && r[^1].Step == lastStep).Select(r => r[^1].ValAcc ?? double.NaN).ToList();
         double? mean = finals.Count > 0 ? finals.Average() : null;
         double? spread = finals.Count > 1 ? Math.Sqrt(finals.Sum(x => (x - mean!.Value) * (x - mean.Value)) / (finals.Count - 1)) : null;
         var speeds = v.Runs.Values.SelectMany(r => r.Skip(r.Count > 1 ? 1 : 0)).Select(r => r.ImagesPerSecond).OfType<double>().Order().ToList();
@@ -56,8 +70,8 @@ static class StudyReport
         var sb = new StringBuilder();
         sb.AppendLine($"# The {study} study");
         sb.AppendLine();
-        sb.AppendLine($"{s["--model"]} on {s["--data"]} (training images: {s["--train-images"]}, test images: {s["--test-images"]}), {s["--steps"]} steps of batch {s["--batch"]}, " +
-                      $"SGD momentum {s["--momentum"]}, lr {s["--lr"]} ({s["--lr-schedule"]}), weight decay {s["--weight-decay"]}, seeds 0 to {int.Parse(s["--seeds"], CultureInfo.InvariantCulture) - 1}; device {device}.");
+        sb.AppendLine($"{s["model"]} on {s["data"]} (training images: {s["train_images"]}, test images: {s["test_images"]}), {s["steps"]} steps of batch {s["batch"]}, " +
+                      $"SGD momentum {s["momentum"]}, lr {s["lr"]} ({s["lr_schedule"]}), weight decay {s["weight_decay"]}, seeds 0 to {int.Parse(s["seeds"], CultureInfo.InvariantCulture) - 1}; device {device}.");
         sb.AppendLine();
         sb.AppendLine("| variant | test top-1 (mean ± std over seeds) | runs | trainable parameters | multiply-adds per image | img/s |");
         sb.AppendLine("|---|---|---|---:|---:|---:|");
@@ -65,8 +79,8 @@ static class StudyReport
         {
             string top1 = r.Top1Mean is not { } mean ? "-"
                 : r.Top1Spread is { } sd ? $"{mean * 100:F2}% ± {sd * 100:F2} (min {r.Top1Min * 100:F2}, max {r.Top1Max * 100:F2})" : $"{mean * 100:F2}%";
-            if (r.Step is { } st && st.ToString(CultureInfo.InvariantCulture) != s["--steps"]) top1 += $" at step {st}";
-            sb.AppendLine($"| {r.Variant} | {top1} | {r.Finished}/{s["--seeds"]} | {r.Parameters:N0} | {Macs(r.MultiplyAdds)} | {(r.ImagesPerSecond is { } ips ? ips.ToString("F1", CultureInfo.InvariantCulture) : "-")} |");
+            if (r.Step is { } st && st.ToString(CultureInfo.InvariantCulture) != s["steps"]) top1 += $" at step {st}";
+            sb.AppendLine($"| {r.Variant} | {top1} | {r.Finished}/{s["seeds"]} | {r.Parameters:N0} | {Macs(r.MultiplyAdds)} | {(r.ImagesPerSecond is { } ips ? ips.ToString("F1", CultureInfo.InvariantCulture) : "-")} |");
         }
         sb.AppendLine();
         sb.AppendLine($"Top-1 on the test images after the last step; std is the sample standard deviation over the seeds that finished. Multiply-adds: convolutions and the classifier, forward, per image. {ThroughputNote}.");
@@ -84,40 +98,5 @@ static class StudyReport
                 F(r.Top1Mean), F(r.Top1Spread), F(r.Top1Min), F(r.Top1Max), r.Parameters.ToString(CultureInfo.InvariantCulture),
                 r.MultiplyAdds.ToString(CultureInfo.InvariantCulture), F(r.ImagesPerSecond)));
         return sb.ToString();
-    }
-
-    /// <summary>Test accuracy against steps, as the paper's Figures 9 and 10: the mean over seeds per variant, the min-max band when there are several.</summary>
-    static byte[] Plot(string study, IReadOnlyDictionary<string, string> s, IReadOnlyList<StudyVariantResult> variants)
-    {
-        var plt = new ScottPlot.Plot();
-        var palette = new ScottPlot.Palettes.Category10();
-        for (int i = 0; i < variants.Count; i++)
-        {
-            var v = variants[i];
-            var color = palette.GetColor(i);
-            // The steps every run of the variant has evaluated so far.
-            var runs = v.Runs.Values.Where(r => r.Count > 0).ToList();
-            if (runs.Count == 0) continue;
-            var steps = runs.Select(r => r.Select(x => x.Step).ToHashSet()).Aggregate((a, b) => { a.IntersectWith(b); return a; }).Order().ToArray();
-            if (steps.Length == 0) continue;
-            var at = steps.Select(st => runs.Select(r => r.First(x => x.Step == st).TestTop1 * 100).ToList()).ToList();
-            double[] xs = steps.Select(x => (double)x).ToArray();
-            if (runs.Count > 1)
-            {
-                var band = plt.Add.FillY(xs, at.Select(a => a.Min()).ToArray(), at.Select(a => a.Max()).ToArray());
-                band.FillColor = color.WithAlpha(0.2);
-                band.LineColor = ScottPlot.Colors.Transparent;
-            }
-            var line = plt.Add.Scatter(xs, at.Select(a => a.Average()).ToArray());
-            line.Color = color;
-            line.LineWidth = 2;
-            line.MarkerSize = 5;
-            line.LegendText = runs.Count > 1 ? $"{v.Name} (mean of {runs.Count} seeds)" : v.Name;
-        }
-        plt.Title($"{study} study: {s["--model"]} on {s["--data"]}");
-        plt.XLabel("training steps");
-        plt.YLabel("test accuracy (%)");
-        plt.ShowLegend(ScottPlot.Alignment.LowerRight);
-        return plt.GetImageBytes(800, 500, ScottPlot.ImageFormat.Png);
     }
 }

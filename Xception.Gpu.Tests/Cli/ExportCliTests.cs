@@ -4,11 +4,12 @@ using PureHDF;
 using Xception.Gpu.Inference;
 using Xception.Gpu.IO;
 using Xception.Gpu.Models;
+using Xception.Gpu.Tests.IO;
 using Xception.Gpu.Tests.Keras;
 using Xception.Gpu.Tests.Models;
 using Xunit;
 
-namespace Xception.Gpu.Tests.IO;
+namespace Xception.Gpu.Tests.Cli;
 
 /// <summary>
 /// `xception export`: weights out as Keras .h5 and plain safetensors (a trained checkpoint gives its weights only),

@@ -5,7 +5,7 @@ using Xception.Gpu.Tests.IO;
 using Xception.Gpu.Training;
 using Xunit;
 
-namespace Xception.Gpu.Tests.Training;
+namespace Xception.Gpu.Tests.Cli;
 
 /// <summary>
 /// Transfer learning through `xception train`: --new-head from every kind of weights file, --freeze base
