@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Xception.Gpu.Data;
 using Xception.Gpu.Graph;
 using Xception.Gpu.Training;
@@ -22,9 +23,11 @@ namespace Xception.Gpu.Parallel;
 /// Each replica's forward pass, loss, metrics and backward pass are a <see cref="ReplicaStep"/>, the same as
 /// one device's; this class adds only the fan-out over the replicas and the reductions between them (share
 /// sizes, metrics, gradients in buckets, batch-norm statistics, checksums). It implements
-/// <see cref="ITrainingReplicas"/>, so the trainer drives it without knowing about replicas.
+/// <see cref="ITrainingReplicas"/>, so the trainer drives it without knowing about replicas. The pieces it uses:
+/// <see cref="ReplicaThreads"/> (the fan-out), <see cref="GradientBuckets"/> (the all-reduce overlapped with the
+/// backward pass), <see cref="ReplicaChecksum"/> (the check that replicas hold the same weights).
 /// </summary>
-public sealed partial class DataParallel : ITrainingReplicas, IDisposable
+public sealed class DataParallel : ITrainingReplicas, IDisposable
 {
     readonly List<Replica> replicas = new();
     readonly LocalGroup group;
@@ -32,6 +35,7 @@ public sealed partial class DataParallel : ITrainingReplicas, IDisposable
     readonly bool syncBatchNorm;
     readonly bool ownsFirst;
     LocalGroup? bucketGroup;
+    readonly object bucketGroupLock = new();
 
     sealed class Replica(Model model, Device device, OptimizerState optimizer)
     {
@@ -42,8 +46,8 @@ public sealed partial class DataParallel : ITrainingReplicas, IDisposable
         public ReplicaStep Step { get; } = new(model);
         /// <summary>Host staging buffers for the all-reduces, by length, reused every step.</summary>
         public Dictionary<long, float[]> Flat { get; } = new();
-        /// <summary>The gradient buckets (null until first needed, or when buckets are off).</summary>
-        public List<Bucket>? Buckets { get; set; }
+        /// <summary>The gradient all-reduce in buckets, overlapped with the backward pass.</summary>
+        public GradientBuckets Buckets { get; } = new();
     }
 
     /// <summary>Replicas built from host weights: every replica is made by <paramref name="build"/> and given <paramref name="source"/>'s values.</summary>
@@ -68,8 +72,8 @@ public sealed partial class DataParallel : ITrainingReplicas, IDisposable
     DataParallel(Model? first, Func<Model> build, Model source, IReadOnlyList<Device> devices, OptimizerSettings optimizer,
         bool syncBatchNorm, ICollective? processes)
     {
-        if (devices.Count < 1) throw new XceptionException("data parallelism needs at least one device");
-        if (first is not null && first.Device != devices[0]) throw new XceptionException("the first replica's model must be bound to the first device");
+        if (devices.Count < 1) throw new ArgumentException("data parallelism needs at least one device", nameof(devices));
+        if (first is not null && first.Device != devices[0]) throw new ArgumentException("the first replica's model must be bound to the first device", nameof(first));
         this.syncBatchNorm = syncBatchNorm;
         this.processes = processes;
         ownsFirst = first is null;
@@ -84,7 +88,7 @@ public sealed partial class DataParallel : ITrainingReplicas, IDisposable
                 if (m != first)
                 {
                     var to = m.Parameters.ToList();
-                    if (to.Count != from.Count) throw new XceptionException("replica models differ from the source model");
+                    if (to.Count != from.Count) throw new ArgumentException("the replica models differ from the source model", nameof(build));
                     for (int i = 0; i < to.Count; i++) to[i].Set(from[i].Host);
                     m.CopyTrainingModeFrom(source);
                     m.Bind(devices[k]);
@@ -191,38 +195,166 @@ public sealed partial class DataParallel : ITrainingReplicas, IDisposable
             b.Labels?.AsSpan(start, n).ToArray(), b.Targets?.AsSpan(start * classes, n * classes).ToArray());
     }
 
-    /// <summary>Runs <paramref name="work"/> for every replica at once (the first on the calling thread) and rethrows the first failure.</summary>
+    /// <summary>Runs <paramref name="work"/> for every replica at once (<see cref="ReplicaThreads"/>) and rethrows the first failure.</summary>
     void RunOnReplicas(Action<int> work)
     {
-        if (group.Broken) throw new XceptionException("an earlier replica failure stopped this data-parallel run; start a new one (resume from the last checkpoint)");
-        var errors = new Exception?[Count];
-        void Guarded(int rank)
+        if (group.Broken) throw new InvalidOperationException("an earlier replica failure stopped this data-parallel run; start a new one (resume from the last checkpoint)");
+        var (failed, error) = ReplicaThreads.Run(Count, work, () =>
         {
-            try { work(rank); }
-            catch (Exception e)
-            {
-                errors[rank] = e;
-                group.Abort(); // release the replicas waiting for this one in an all-reduce
-                bucketGroup?.Abort();
-            }
-        }
-        var threads = new Thread[Count - 1];
-        for (int r = 1; r < Count; r++)
-        {
-            int rank = r;
-            threads[r - 1] = new Thread(() => Guarded(rank)) { IsBackground = true, Name = $"replica {rank}" };
-            threads[r - 1].Start();
-        }
-        Guarded(0);
-        foreach (var t in threads) t.Join();
-        // The first real failure is the cause; the others are replicas released by the abort.
-        int failed = Array.FindIndex(errors, e => e is not null and not ReplicaAbortedException);
-        if (failed < 0) failed = Array.FindIndex(errors, e => e is not null);
-        if (failed < 0) return;
-        var error = errors[failed]!;
-        if (error is RunStoppedException) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(error).Throw();
-        if (Count == 1 && processes is null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(error).Throw();
+            group.Abort(); // release the replicas waiting for this one in an all-reduce
+            bucketGroup?.Abort();
+        });
+        if (error is null) return;
+        if (error is RunStoppedException || (Count == 1 && processes is null)) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(error).Throw();
         throw new ReplicaFailedException(group.Member(failed).Rank, replicas[failed].Device.Id, error);
+    }
+
+    /// <summary>
+    /// Checks that every replica, in every process, holds the same weights and statistics bit for bit
+    /// (<see cref="ReplicaChecksum"/>). A mismatch means the replicas drifted apart: an error
+    /// (<see cref="ReplicasDriftedException"/>), never silently averaged away.
+    /// </summary>
+    public void VerifyIdentical()
+    {
+        if (GlobalCount == 1) return;
+        var gathered = new ulong[Count][];
+        RunOnReplicas(rank =>
+        {
+            var m = replicas[rank].Model;
+            m.SyncToHost();
+            gathered[rank] = ReplicaChecksum.Gather(group.Member(rank), GlobalCount, ReplicaChecksum.Of(m));
+        });
+        var all = gathered[0];
+        for (int k = 1; k < GlobalCount; k++)
+            if (all[k] != all[0])
+            {
+                int process = k / Count, local = k % Count;
+                string where = processes is null ? $"{replicas[local].Device.Id}" : $"process {process}, local replica {local}";
+                throw new ReplicasDriftedException($"replica {k} ({where}) drifted from replica 0: its weights differ (checksum {all[k]:x16} vs {all[0]:x16}); the replicas are no longer in sync");
+            }
+    }
+
+    /// <summary>Gradient buckets in use: their sizes in bytes (empty before the first overlapped step).</summary>
+    public IReadOnlyList<long> BucketSizes => replicas[0].Buckets.Sizes;
+
+    /// <summary>
+    /// Gradient bucket size for overlapping the all-reduce with the backward pass (PyTorch DDP's default is
+    /// 25 MB; see <see cref="GradientBuckets"/>). 0 reduces all gradients in one piece after the backward pass.
+    /// Results are the same bits either way (every value is summed over the replicas in rank order). Under MPI with
+    /// <c>syncBatchNorm</c> the backward pass itself all-reduces, and MPI is used from one thread at a time, so there
+    /// the reduction waits for the backward pass.
+    /// </summary>
+    public long BucketBytes { get; set; } = 25L << 20;
+
+    bool Overlapped => GlobalCount > 1 && BucketBytes > 0 && !(processes is not null && syncBatchNorm);
+
+    // share: this replica's images, or null when its process stops the run (see StopAll).
+    StepResult RunReplica(int rank, TrainBatch? share, float lr, long step, float labelSmoothing)
+    {
+        var rep = replicas[rank];
+        var member = group.Member(rank);
+        bool alone = GlobalCount == 1;
+        int global;
+        StepResult? skipped;
+        if (alone) (global, skipped) = (share?.Count ?? -1, share is { Count: 0 } ? StepResult.Skip(0, "an empty batch") : null);
+        else (global, skipped) = ExchangeShares(member, share);
+        if (skipped is not null) return skipped;
+        if (share is null) throw new InvalidOperationException("unreachable: a stopping process never gets past the exchange");
+
+        // Every replica freezes what the first one does (a caller may change it between steps).
+        if (rank > 0) rep.Model.CopyTrainingModeFrom(replicas[0].Model);
+        var sums = rep.Step.Forward(share, training: true, step, labelSmoothing, syncBatchNorm && !alone ? (member.AllReduceSum, global) : null);
+        if (!alone)
+        {
+            var all = sums.ToArray();
+            member.AllReduceSum(all);
+            sums = MetricSums.FromArray(all);
+        }
+        var result = new StepResult(global, sums, true, null);
+        if (!double.IsFinite(result.Loss)) return result with { Applied = false };
+
+        if (alone) rep.Step.Backward();
+        else
+        {
+            // From the share's mean loss to its part of the global mean loss.
+            rep.Step.ScaleLossGradient(share.Count / (float)global);
+            BackwardAndAllReduce(rank);
+        }
+        rep.Optimizer.Step(lr);
+        return result;
+    }
+
+    /// <summary>
+    /// Every replica learns every share's size: the global batch, whether all have an image, and whether a
+    /// process stops the run (a share of -1). Returns the global batch, and the skipped step when a replica
+    /// gets no image.
+    /// </summary>
+    (int Global, StepResult? Skipped) ExchangeShares(ICollective member, TrainBatch? share)
+    {
+        var counts = new double[GlobalCount];
+        counts[member.Rank] = share?.Count ?? -1;
+        member.AllReduceSum(counts);
+        int stopping = Array.FindIndex(counts, c => c < 0);
+        if (stopping >= 0)
+        {
+            int process = stopping / Count;
+            throw new RunStoppedException(share is null
+                ? "this process could not load its data; every process stops"
+                : $"process {process} could not load its data (its error is printed by it); every process stops") { FailedProcess = process };
+        }
+        int global = (int)counts.Sum();
+        int empty = Array.IndexOf(counts, 0.0);
+        return empty < 0 ? (global, null)
+            : (global, StepResult.Skip(global, $"a batch of {global} cannot be split over {GlobalCount} replicas (replica {empty} would get no image)"));
+    }
+
+    /// <summary>The backward pass and the sum of the gradients over all replicas, overlapped or after it; then the moving statistics' mean.</summary>
+    void BackwardAndAllReduce(int rank)
+    {
+        var rep = replicas[rank];
+        var member = group.Member(rank);
+        if (Overlapped)
+        {
+            LocalGroup buckets;
+            lock (bucketGroupLock) buckets = bucketGroup ??= new LocalGroup(Count, processes);
+            var waited = rep.Buckets.Backward(rep.Model, rep.Step.Executor, rep.Step.LossGradient, BucketBytes, buckets.Member(rank), () =>
+            {
+                buckets.Abort();
+                group.Abort();
+            });
+            if (rank == 0) { AllReduceTime += waited; AllReduceCalls++; }
+        }
+        else
+        {
+            rep.Step.Backward();
+            var clock = Stopwatch.StartNew();
+            AllReduce(member, rep.Flat, rep.Model.Parameters.Where(p => p.Trainable).Select(p => p.Grad!).ToList(), 1f);
+            if (rank == 0) { AllReduceTime += clock.Elapsed; AllReduceCalls++; }
+        }
+        if (!syncBatchNorm)
+            AllReduce(member, rep.Flat, MovedStatistics(rep.Model), 1f / GlobalCount);
+    }
+
+    /// <summary>
+    /// The moving statistics this step moved: those of batch norm layers that used batch statistics. Layers in
+    /// inference mode (frozen) left theirs alone, so they are identical everywhere and averaging them could only
+    /// round them differently.
+    /// </summary>
+    static List<Tensor<float>> MovedStatistics(Model m) =>
+        m.Layers.Where(l => l.Parameters.Any(p => !p.Optimizable) && m.UsesBatchStatistics(l))
+            .SelectMany(l => l.Parameters.Where(p => !p.Optimizable)).Select(p => p.Value!).ToList();
+
+    /// <summary>Sums tensors over the replicas (one flat buffer, one all-reduce), then scales them.</summary>
+    static void AllReduce(ICollective c, Dictionary<long, float[]> staging, List<Tensor<float>> tensors, float scale)
+    {
+        long length = tensors.Sum(t => (long)t.Length);
+        if (!staging.TryGetValue(length, out var flat)) staging[length] = flat = new float[length];
+        long at = 0;
+        foreach (var t in tensors) { t.CopyTo(flat.AsSpan((int)at, t.Length)); at += t.Length; }
+        c.AllReduceSum(flat);
+        if (scale != 1f) for (long i = 0; i < flat.Length; i++) flat[i] *= scale;
+        at = 0;
+        foreach (var t in tensors) { t.CopyFrom(flat.AsSpan((int)at, t.Length)); at += t.Length; }
     }
 
     /// <summary>

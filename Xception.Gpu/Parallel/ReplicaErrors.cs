@@ -20,3 +20,6 @@ public sealed class ReplicaFailedException(int rank, string device, Exception in
 
 /// <summary>This replica was released from a collective because another one failed.</summary>
 public sealed class ReplicaAbortedException() : XceptionException("another replica failed; this one stops too");
+
+/// <summary>Replicas that should hold the same weights do not (their checksums differ): the run is no longer synchronous.</summary>
+public sealed class ReplicasDriftedException(string message) : XceptionException(message);
