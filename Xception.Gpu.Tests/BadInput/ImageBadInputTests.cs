@@ -188,7 +188,7 @@ public class ImageBadInputTests
             ImageLoader.MaxPixels = 400_000_000;
             Assert.Equal("image file 'b.bmp' is a truncated BMP: its header declares 1200000000 bytes of pixel data from byte 54 (20000x20000 at 24 bits a pixel), 0 are there",
                 Refused("b.bmp", BmpHeader(20000, 20000)).Message);
-            var e = Assert.Throws<XceptionException>(() => ImageLoader.MaxPixels = 0);
+            var e = Assert.Throws<ArgumentOutOfRangeException>(() => ImageLoader.MaxPixels = 0);
             Assert.Equal("ImageLoader.MaxPixels must be at least 1 pixel, got 0", e.Message);
             Assert.Equal(400_000_000, ImageLoader.MaxPixels);   // a refused value changes nothing
         }

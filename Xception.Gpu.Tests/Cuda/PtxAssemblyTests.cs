@@ -116,7 +116,7 @@ public class PtxAssemblyTests
         Assert.Equal(new PtxasReport(56, 8192, 4, 12, 8), Ptxas.Parse(output));
         // No shared memory: ptxas leaves the smem field out.
         Assert.Equal(0, Ptxas.Parse("ptxas info    : Used 12 registers, 380 bytes cmem[0]").SharedBytes);
-        Assert.Throws<XceptionException>(() => Ptxas.Parse("ptxas fatal   : Unresolved extern function 'x'"));
+        Assert.Throws<Gpu.Diagnostics.ExternalToolException>(() => Ptxas.Parse("ptxas fatal   : Unresolved extern function 'x'"));
     }
 
     [Fact]

@@ -74,10 +74,10 @@ public class ConcurrencyTests
         var alone = model.Logits(good, 2);
         var bad = Images(1, 32, 8);
         bad[5 + 32 * 32 * 3 / 2] = float.NaN;
-        var e = Assert.Throws<XceptionException>(() => model.Logits(bad, 1));
+        var e = Assert.Throws<InferenceInputException>(() => model.Logits(bad, 1));
         Assert.Equal($"input value {5 + 32 * 32 * 3 / 2} (image 0) is NaN: the model takes finite values (Keras' 'tf' preprocessing gives -1..1)", e.Message);
         bad[5 + 32 * 32 * 3 / 2] = float.PositiveInfinity;
-        Assert.Throws<XceptionException>(() => model.Probabilities(bad, 1));
+        Assert.Throws<InferenceInputException>(() => model.Probabilities(bad, 1));
 
         var results = new float[4][];
         var threads = Enumerable.Range(0, 4).Select(i => new Thread(() => results[i] = model.Logits(good, 2))).ToList();

@@ -69,7 +69,7 @@ public class KerasFeaturesTests
         using (var full = XceptionModel.Load(KerasReference.Weights, "cpu", Size))
         {
             Assert.True(full.Config.IncludeTop);
-            var e = Assert.Throws<XceptionException>(() => full.Features(new float[Size * Size * 3], 1));
+            var e = Assert.Throws<InferenceInputException>(() => full.Features(new float[Size * Size * 3], 1));
             Assert.Equal("this model has its classifier: load the weights with LoadFeatures for embeddings", e.Message);
             ModelWeights.Save(full.Model, full.Config, checkpoint);
         }
@@ -93,7 +93,7 @@ public class KerasFeaturesTests
     [Fact]
     public void LoadFeaturesRefusesPoolingNone()
     {
-        var e = Assert.Throws<XceptionException>(() => XceptionModel.LoadFeatures("unused.h5", "cpu", pooling: Pooling.None));
+        var e = Assert.Throws<InferenceInputException>(() => XceptionModel.LoadFeatures("unused.h5", "cpu", pooling: Pooling.None));
         Assert.Equal("features need average or max pooling, got None", e.Message);
     }
 }

@@ -75,9 +75,9 @@ public class XceptionModelTests
     [InlineData(70, "image size must be at least 71 (Keras' minimum for Xception), got 70")]
     public void InvalidConfigurationEchoesTheValue(int size, string message)
     {
-        var e = Assert.Throws<XceptionException>(() => XceptionBuilder.Build(new XceptionConfig { ImageSize = size }));
+        var e = Assert.Throws<ModelConfigException>(() => XceptionBuilder.Build(new XceptionConfig { ImageSize = size }));
         Assert.Equal("invalid Xception configuration: " + message, e.Message);
-        e = Assert.Throws<XceptionException>(() => XceptionBuilder.Build(new XceptionConfig { Segments = 3 }));
+        e = Assert.Throws<ModelConfigException>(() => XceptionBuilder.Build(new XceptionConfig { Segments = 3 }));
         Assert.Contains("segments 3 must divide the input channels of every separable convolution", e.Message);
         Assert.EndsWith("it does not divide 64, 128, 256, 728, 1024", e.Message);
     }

@@ -80,7 +80,7 @@ public class XceptionPlanTests
     [Fact]
     public void SegmentsAreStillCheckedAgainstEverySeparableInput()
     {
-        var e = Assert.Throws<XceptionException>(() => (XceptionConfig.Mini() with { Segments = 48 }).Validate());
+        var e = Assert.Throws<ModelConfigException>(() => (XceptionConfig.Mini() with { Segments = 48 }).Validate());
         Assert.Equal("invalid Xception configuration: segments 48 must divide the input channels of every separable convolution " +
                      "(16, 32, 64, 184, 256, 384); it does not divide 16, 32, 64, 184, 256", e.Message);
     }

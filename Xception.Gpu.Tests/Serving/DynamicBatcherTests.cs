@@ -107,7 +107,7 @@ public class DynamicBatcherTests
         Assert.Contains("value 5 (image 0) is NaN", (await Assert.ThrowsAsync<BadRequestException>(() => batcher.InferAsync(nan, 1))).Message);
         Assert.Contains("class 10 is out of range", (await Assert.ThrowsAsync<BadRequestException>(() => batcher.ExplainAsync(Images(1, 1), 10))).Message);
         Assert.Contains("no explainable layer 'x'", (await Assert.ThrowsAsync<BadRequestException>(() => batcher.ExplainAsync(Images(1, 1), null, "x"))).Message);
-        Assert.Contains("max batch size is 0", Assert.Throws<XceptionException>(() => new BatchingOptions { MaxBatchSize = 0 }.Validate()).Message);
+        Assert.Contains("max batch size is 0", Assert.Throws<ArgumentOutOfRangeException>(() => new BatchingOptions { MaxBatchSize = 0 }.Validate()).Message);
         Assert.Equal(0, batcher.Stats.Pending);
     }
 

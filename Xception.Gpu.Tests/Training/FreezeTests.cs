@@ -131,7 +131,7 @@ public class FreezeTests
         using var m = XceptionBuilder.Build(XceptionConfig.Mini(32, 3, Classes));
         m.Freeze(upTo: "block1_conv2_bn");
         Assert.Equal(["block1_conv1", "block1_conv1_bn", "block1_conv1_act", "block1_conv2", "block1_conv2_bn"], m.FrozenLayers);
-        var e = Assert.Throws<XceptionException>(() => m.Freeze(upTo: "block99"));
+        var e = Assert.Throws<Gpu.Graph.LayerNotFoundException>(() => m.Freeze(upTo: "block99"));
         Assert.StartsWith($"{m.Name} has no layer 'block99'; expected a layer name such as block1_conv1, ", e.Message);
         Assert.DoesNotContain('\n', e.Message);
         Assert.Equal(5, m.FrozenLayers.Count); // a refused name changes nothing

@@ -47,7 +47,7 @@ public static class KernelPtx
     public static IReadOnlyList<KernelPtxResult> Generate(string architecture, IEnumerable<KernelEntry>? kernels = null)
     {
         var arch = ParseArchitecture(architecture)
-            ?? throw new XceptionException($"unknown CUDA architecture '{architecture}'; known: {string.Join(", ", Architectures)}");
+            ?? throw new ExternalToolException($"unknown CUDA architecture '{architecture}'; known: {string.Join(", ", Architectures)}");
         var results = new List<KernelPtxResult>();
         Context? context = null;
         PTXBackend? backend = null;
@@ -162,7 +162,7 @@ public static partial class Ptxas
             {
                 var first = output.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.Contains("error", StringComparison.OrdinalIgnoreCase) || l.Contains("fatal", StringComparison.OrdinalIgnoreCase))
                     ?? output.Trim().Split('\n')[0];
-                throw new XceptionException($"ptxas ({architecture}) exited with {code}: {first}");
+                throw new ExternalToolException($"ptxas ({architecture}) exited with {code}: {first}");
             }
             return Parse(output);
         }
@@ -187,7 +187,7 @@ public static partial class Ptxas
             stores += Int(m.Groups["stores"]);
             loads += Int(m.Groups["loads"]);
         }
-        if (!UsedLine().IsMatch(output)) throw new XceptionException($"ptxas printed no resource usage: {output.Trim().Split('\n')[0]}");
+        if (!UsedLine().IsMatch(output)) throw new ExternalToolException($"ptxas printed no resource usage: {output.Trim().Split('\n')[0]}");
         return new(regs, smem, stores, loads, stack);
     }
 
@@ -206,8 +206,8 @@ public static partial class Ptxas
         var psi = new ProcessStartInfo(exe) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in args) psi.ArgumentList.Add(a);
         Process p;
-        try { p = Process.Start(psi) ?? throw new XceptionException($"could not start {exe}"); }
-        catch (System.ComponentModel.Win32Exception e) { throw new XceptionException($"could not start {exe}: {e.Message}"); }
+        try { p = Process.Start(psi) ?? throw new ExternalToolException($"could not start {exe}"); }
+        catch (System.ComponentModel.Win32Exception e) { throw new ExternalToolException($"could not start {exe}: {e.Message}"); }
         using (p)
         {
             // Both streams read at once: ptxas writes its report to stdout and errors to stderr, and a full
@@ -217,7 +217,7 @@ public static partial class Ptxas
             if (!p.WaitForExit(120_000))
             {
                 try { p.Kill(); } catch (InvalidOperationException) { }
-                throw new XceptionException($"{exe} did not finish within 120 s");
+                throw new ExternalToolException($"{exe} did not finish within 120 s");
             }
             return (p.ExitCode, stdout.Result + stderr.Result);
         }

@@ -55,7 +55,7 @@ public static class ModelBench
         once = () =>
         {
             var r = trainer.Step(tb, 1e-3f, step++);
-            if (!double.IsFinite(r.Loss)) throw new XceptionException($"benchmark step {step}: the loss is {r.Loss}");
+            if (!double.IsFinite(r.Loss)) throw new NonFiniteLossException($"benchmark step {step}: the loss is {r.Loss}");
             device.Synchronize();
         };
         return Time(once, pass, batch, model, minSeconds, minIterations);

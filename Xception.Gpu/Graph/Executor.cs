@@ -168,8 +168,8 @@ public sealed class Executor : IDisposable
     /// </summary>
     public Tensor<float> Output(Layer layer)
     {
-        if (!Training) throw new XceptionException($"{model.Name}: inference recycles activations; only a training executor keeps {layer.Name}'s output");
-        return outputs[Owned(layer).Index] ?? throw new XceptionException($"{model.Name}: no forward pass has run yet");
+        if (!Training) throw new InvalidOperationException($"{model.Name}: inference recycles activations; only a training executor keeps {layer.Name}'s output");
+        return outputs[Owned(layer).Index] ?? throw new InvalidOperationException($"{model.Name}: no forward pass has run yet");
     }
 
     /// <summary>
@@ -184,7 +184,7 @@ public sealed class Executor : IDisposable
     }
 
     Layer Owned(Layer layer) => layer.Index < model.Layers.Count && model.Layers[layer.Index] == layer
-        ? layer : throw new XceptionException($"{model.Name} has no layer '{layer.Name}' (it belongs to another model)");
+        ? layer : throw new LayerNotFoundException(layer.Name, $"{model.Name} has no layer '{layer.Name}' (it belongs to another model)");
 
     Tensor<float>? lastOutputGrad;
 
@@ -201,8 +201,8 @@ public sealed class Executor : IDisposable
     public void Backward(Tensor<float> outputGrad, Layer? downTo = null)
     {
         int stop = downTo is null ? 0 : Owned(downTo).Index + 1;
-        if (!Training) throw new XceptionException($"{model.Name}: backward needs a training-mode forward pass first");
-        if (contexts is null) throw new XceptionException($"{model.Name}: backward called before forward");
+        if (!Training) throw new InvalidOperationException($"{model.Name}: backward needs a training-mode forward pass first");
+        if (contexts is null) throw new InvalidOperationException($"{model.Name}: backward called before forward");
         var outLayer = model.Output;
         if (!outputGrad.Shape.Equals(outputs[outLayer.Index]!.Shape))
             throw new ShapeException(model.Name, $"output gradient {outputGrad.Shape} must have the output's shape {outputs[outLayer.Index]!.Shape}");

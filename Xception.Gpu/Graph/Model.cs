@@ -57,7 +57,7 @@ public sealed class Model : IDisposable
     public long TrainableParams => Parameters.Where(p => p.Trainable).Sum(p => (long)p.Length);
 
     public Layer this[string name] => Layers.FirstOrDefault(l => l.Name == name)
-        ?? throw new XceptionException($"{Name} has no layer '{name}'; expected a layer name such as {SomeLayerNames()}");
+        ?? throw new LayerNotFoundException(name, $"{Name} has no layer '{name}'; expected a layer name such as {SomeLayerNames()}");
 
     /// <summary>A few layer names, spread over the model, for messages about a name that does not exist.</summary>
     string SomeLayerNames()
@@ -90,7 +90,7 @@ public sealed class Model : IDisposable
     /// <see cref="FreezeBase"/> keeps trainable and what a new head replaces.
     /// </summary>
     public Layer Classifier => Layers.LastOrDefault(l => l.Parameters.Count > 0)
-        ?? throw new XceptionException($"{Name} has no layer with parameters, so no classifier");
+        ?? throw new InvalidOperationException($"{Name} has no layer with parameters, so no classifier");
 
     /// <summary>
     /// Freezes every layer below the classifier (the base) and unfreezes the classifier and anything after it:
@@ -101,7 +101,7 @@ public sealed class Model : IDisposable
     /// <summary>
     /// Freezes every layer up to and including <paramref name="upTo"/> (a Keras layer name, in model order) and
     /// unfreezes every layer after it, e.g. <c>Freeze(upTo: "block13_sepconv2_bn")</c> fine-tunes only the exit flow
-    /// and the classifier. Throws <see cref="XceptionException"/> naming a few valid names when there is no such layer.
+    /// and the classifier. Throws <see cref="LayerNotFoundException"/> naming a few valid names when there is no such layer.
     /// </summary>
     public void Freeze(string upTo) => FreezeBelow(this[upTo].Index + 1);
 
@@ -129,7 +129,7 @@ public sealed class Model : IDisposable
     /// <summary>Copies which layers are frozen and the batch norm mode from a model of the same layers (a data-parallel replica's source).</summary>
     public void CopyTrainingModeFrom(Model other)
     {
-        if (other.Layers.Count != Layers.Count) throw new XceptionException($"{Name} has {Layers.Count} layers, {other.Name} {other.Layers.Count}: not replicas of one model");
+        if (other.Layers.Count != Layers.Count) throw new ArgumentException($"{Name} has {Layers.Count} layers, {other.Name} {other.Layers.Count}: not replicas of one model");
         for (int i = 0; i < Layers.Count; i++) Layers[i].Trainable = other.Layers[i].Trainable;
         BatchNormMode = other.BatchNormMode;
     }
@@ -172,7 +172,7 @@ public sealed class Model : IDisposable
     /// </summary>
     public void Initialize(Layer layer, int seed)
     {
-        if (!Layers.Contains(layer)) throw new XceptionException($"{Name} has no layer {layer.Name}");
+        if (!Layers.Contains(layer)) throw new LayerNotFoundException(layer.Name, $"{Name} has no layer {layer.Name}");
         var rnd = new Random(seed);
         foreach (var p in layer.Parameters) InitialValues(p, rnd);
     }
@@ -213,8 +213,8 @@ public sealed class Model : IDisposable
     /// <summary>The executor for a batch size and mode, planned on first use and kept.</summary>
     public Executor Executor(int batch, bool training)
     {
-        var d = Device ?? throw new XceptionException($"{Name} is not on a device: call Bind first");
-        if (batch < 1) throw new XceptionException($"{Name}: batch size must be at least 1, got {batch}");
+        var d = Device ?? throw new InvalidOperationException($"{Name} is not on a device: call Bind first");
+        if (batch < 1) throw new ArgumentOutOfRangeException(nameof(batch), $"{Name}: batch size must be at least 1, got {batch}");
         if (!executors.TryGetValue((batch, training), out var e))
         {
             EnsureFits(batch, training);
@@ -241,7 +241,7 @@ public sealed class Model : IDisposable
     /// </summary>
     public void EnsureFits(int batch, bool training)
     {
-        var d = Device ?? throw new XceptionException($"{Name} is not on a device: call Bind first");
+        var d = Device ?? throw new InvalidOperationException($"{Name} is not on a device: call Bind first");
         long per = ActivationBytesPerImage(training), weights = TotalParams * sizeof(float) * (training ? 4 : 1);
         long available = d.MemoryBytes;
         if (weights + per * (double)batch <= available) return;

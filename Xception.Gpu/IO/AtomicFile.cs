@@ -10,7 +10,7 @@ public static class AtomicFile
     {
         var full = Path.GetFullPath(path);
         var dir = Path.GetDirectoryName(full)!;
-        if (!Directory.Exists(dir)) throw new XceptionException($"cannot write '{path}': folder '{dir}' does not exist");
+        if (!Directory.Exists(dir)) throw new OutputFileException(path, $"cannot write '{path}': folder '{dir}' does not exist");
         var temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
         try
         {
@@ -24,7 +24,7 @@ public static class AtomicFile
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             TryDelete(temp);
-            throw new XceptionException($"cannot write '{path}': {e.Message}", e);
+            throw new OutputFileException(path, $"cannot write '{path}': {e.Message}", e);
         }
         catch
         {

@@ -39,7 +39,7 @@ public static class SafeTensors
         foreach (var t in list)
         {
             if (t.Shape.Aggregate(1L, (a, b) => a * b) != t.Data.Length)
-                throw new XceptionException($"tensor '{t.Name}' has {t.Data.Length} values for shape ({string.Join(", ", t.Shape)})");
+                throw new WeightsException($"tensor '{t.Name}' has {t.Data.Length} values for shape ({string.Join(", ", t.Shape)})");
             long bytes = 4L * t.Data.Length;
             header[t.Name] = new JsonObject
             {

@@ -53,7 +53,7 @@ public static class ImageLoader
         set
         {
             if (value < 1)
-                throw new XceptionException(string.Create(CultureInfo.InvariantCulture, $"ImageLoader.MaxPixels must be at least 1 pixel, got {value:N0}"));
+                throw new ArgumentOutOfRangeException(null, string.Create(CultureInfo.InvariantCulture, $"ImageLoader.MaxPixels must be at least 1 pixel, got {value:N0}"));
             Interlocked.Exchange(ref maxPixels, value);
         }
     }

@@ -27,12 +27,12 @@ public static class ImageNetLabels
     static IReadOnlyList<string> Load()
     {
         using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream(Resource)
-            ?? throw new XceptionException($"embedded resource '{Resource}' is missing from {typeof(ImageNetLabels).Assembly.GetName().Name}");
+            ?? throw new InvalidOperationException($"embedded resource '{Resource}' is missing from {typeof(ImageNetLabels).Assembly.GetName().Name}");
         using var reader = new StreamReader(stream);
         var lines = reader.ReadToEnd().Split('\n').Select(l => l.TrimEnd('\r')).ToList();
         if (lines.Count > 0 && lines[^1].Length == 0) lines.RemoveAt(lines.Count - 1);
         if (lines.Count != Count || lines.Any(string.IsNullOrWhiteSpace))
-            throw new XceptionException($"embedded resource '{Resource}' has {lines.Count} lines, expected {Count} non-empty class names");
+            throw new InvalidOperationException($"embedded resource '{Resource}' has {lines.Count} lines, expected {Count} non-empty class names");
         return lines.AsReadOnly();
     }
 }

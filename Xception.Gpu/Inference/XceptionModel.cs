@@ -18,13 +18,16 @@ public sealed record Prediction(int Index, string Label, float Probability);
 ///     Console.WriteLine($"{p.Label}: {p.Probability:P1}");
 /// </code>
 /// Thread-safe: one instance serves any number of threads. Calls that arrive while the device is busy are
-/// combined into the next run (see <see cref="Run"/>), and every image gets bit for bit the result it gets
+/// combined into the next run (see <see cref="CallCombiner{TRequest, TResult}"/>), and every image gets bit for bit the result it gets
 /// alone, whatever else runs with it.
 /// </summary>
-public sealed partial class XceptionModel : IDisposable
+public sealed class XceptionModel : IDisposable
 {
     readonly Device device;
     readonly bool ownsDevice;
+    /// <summary>The device lock and the queue of concurrent calls (<see cref="CallCombiner{TRequest, TResult}"/>).</summary>
+    readonly CallCombiner<InferenceRequest, float[]> calls;
+    readonly GradCam gradCam;
 
     XceptionModel(Model model, XceptionConfig config, Device device, bool ownsDevice)
     {
@@ -33,7 +36,8 @@ public sealed partial class XceptionModel : IDisposable
         this.device = device;
         this.ownsDevice = ownsDevice;
         Labels = config.IncludeTop && config.Classes == 1000 ? ImageNetLabels.All : null;
-        calls = new(this, Execute);
+        calls = new(this, group => InferenceBatches.Run(Model, device, Config, group));
+        gradCam = new GradCam(model, device, config);
     }
 
     public Model Model { get; }
@@ -119,14 +123,14 @@ public sealed partial class XceptionModel : IDisposable
     /// <summary>Softmax probabilities [count, classes] for preprocessed input (see <see cref="Logits"/>).</summary>
     public float[] Probabilities(ReadOnlySpan<float> input, int count, int batch = 16)
     {
-        if (!Config.IncludeTop) throw new XceptionException("this model has no classifier (include_top is off): use Logits for its features");
+        if (!Config.IncludeTop) throw new InferenceInputException("this model has no classifier (include_top is off): use Logits for its features");
         return Submit(input, count, batch, softmax: true);
     }
 
     float[] Submit(ReadOnlySpan<float> input, int count, int batch, bool softmax)
     {
         CheckInput(input, count, batch);
-        return Run(new Request(input.ToArray(), count, batch, softmax));
+        return calls.Run(new InferenceRequest(input.ToArray(), count, batch, softmax));
     }
 
     /// <summary>Refuses input that is not <paramref name="count"/> whole images of finite values, or a batch below 1.</summary>
@@ -138,10 +142,10 @@ public sealed partial class XceptionModel : IDisposable
             throw new ShapeException("xception", $"the image count must be at least 1, got {count}; expected {expected}");
         if (input.Length != (long)count * per)
             throw new ShapeException("xception", $"input of {input.Length} values does not hold {count} {expected}: {(long)count * per} values expected");
-        if (batch < 1) throw new XceptionException($"the batch size must be at least 1, got {batch}");
+        if (batch < 1) throw new InferenceInputException($"the batch size must be at least 1, got {batch}");
         for (int i = 0; i < input.Length; i++)
             if (!float.IsFinite(input[i]))
-                throw new XceptionException($"input value {i} (image {i / per}) is {input[i]}: the model takes finite values (Keras' 'tf' preprocessing gives -1..1)");
+                throw new InferenceInputException($"input value {i} (image {i / per}) is {input[i]}: the model takes finite values (Keras' 'tf' preprocessing gives -1..1)");
     }
 
     /// <summary>
@@ -155,7 +159,7 @@ public sealed partial class XceptionModel : IDisposable
     public IReadOnlyList<IReadOnlyList<Prediction>> Classify(IReadOnlyList<string> imagePaths, int top = 5,
         ResizeMode resize = ResizeMode.Bilinear, int batch = 16)
     {
-        if (Config.InputChannels != 3) throw new XceptionException($"images are RGB; this model takes {Config.InputChannels} channels");
+        if (Config.InputChannels != 3) throw new InferenceInputException($"images are RGB; this model takes {Config.InputChannels} channels");
         int per = ImageSize * ImageSize * 3;
         var results = new List<IReadOnlyList<Prediction>>(imagePaths.Count);
         for (int start = 0; start < imagePaths.Count; start += batch)
@@ -176,6 +180,146 @@ public sealed partial class XceptionModel : IDisposable
         return Enumerable.Range(0, row.Length).OrderByDescending(i => row[i]).ThenBy(i => i).Take(Math.Max(top, 1))
             .Select(i => new Prediction(i, Labels is { } l && i < l.Count ? l[i] : $"class {i}", row[i])).ToList();
     }
+
+    /// <summary>
+    /// Device runs so far and the requests they served: Requests / Runs is how many concurrent calls were
+    /// combined on average.
+    /// </summary>
+    public (long Runs, long Requests) Stats => calls.Stats;
+
+    /// <summary>
+    /// Loads weights for image embeddings (transfer learning): the model without its classifier, ending in
+    /// the global <paramref name="pooling"/> of block14's activation, as Keras'
+    /// <c>Xception(include_top=False, pooling=...)</c>. Works from a file with the classifier or without it
+    /// (a Keras _notop file): the classifier's weights are not read. The rest of the configuration comes from
+    /// the file as in <see cref="Load(string, string, int?)"/>.
+    /// <code>
+    /// using var model = XceptionModel.LoadFeatures("xception_weights_tf_dim_ordering_tf_kernels_notop.h5");
+    /// float[] embeddings = model.Features(["a.jpg", "b.jpg"]);   // 2 x 2048
+    /// </code>
+    /// </summary>
+    public static XceptionModel LoadFeatures(string weights, string device = "auto", int? imageSize = null, Pooling pooling = Pooling.Avg)
+    {
+        // Pooling.None would give the N x H x W x C maps, not one vector per image.
+        if (pooling is not (Pooling.Avg or Pooling.Max))
+            throw new InferenceInputException($"features need average or max pooling, got {pooling}");
+        return Load(weights, device, imageSize, c => c with { IncludeTop = false, Pooling = pooling });
+    }
+
+    /// <summary>True when the model ends in global pooling without a classifier (see <see cref="LoadFeatures"/>).</summary>
+    public bool IsFeatureModel => !Config.IncludeTop && Config.Pooling != Pooling.None;
+
+    /// <summary>Length of one image's feature vector: block14's channels (2048 at full width).</summary>
+    public int FeatureSize => Config.Channels(2048);
+
+    /// <summary>
+    /// The embeddings of preprocessed NHWC float32 input (as for <see cref="Logits"/>): [count, FeatureSize],
+    /// row by row. Thread-safe and batched as <see cref="Logits"/>: concurrent calls are combined into one
+    /// run and each image gets bit for bit what it gets alone.
+    /// </summary>
+    public float[] Features(ReadOnlySpan<float> input, int count, int batch = 16)
+    {
+        RequireFeatureModel();
+        return Submit(input, count, batch, softmax: false);
+    }
+
+    /// <summary>The embedding of one image file, read and preprocessed as <see cref="Classify(string, int, ResizeMode)"/> does.</summary>
+    public float[] Features(string imagePath, ResizeMode resize = ResizeMode.Bilinear) => Features([imagePath], resize);
+
+    /// <summary>
+    /// The embeddings of image files, <paramref name="batch"/> at a time: [count, FeatureSize] in the order
+    /// given. A file that cannot be read throws an ImageException naming it (nothing is returned for the
+    /// others; call per image to keep them).
+    /// </summary>
+    public float[] Features(IReadOnlyList<string> imagePaths, ResizeMode resize = ResizeMode.Bilinear, int batch = 16)
+    {
+        RequireFeatureModel();
+        if (Config.InputChannels != 3) throw new InferenceInputException($"images are RGB; this model takes {Config.InputChannels} channels");
+        if (imagePaths.Count == 0) throw new InferenceInputException("no images given");
+        int per = ImageSize * ImageSize * 3;
+        var result = new float[(long)imagePaths.Count * FeatureSize];
+        for (int start = 0; start < imagePaths.Count; start += batch)
+        {
+            int n = Math.Min(batch, imagePaths.Count - start);
+            var input = new float[n * per];
+            for (int i = 0; i < n; i++) Preprocess.LoadKerasTf(imagePaths[start + i], ImageSize, input, i, resize);
+            Features(input, n, batch).CopyTo(result, (long)start * FeatureSize);
+        }
+        return result;
+    }
+
+    void RequireFeatureModel()
+    {
+        if (!IsFeatureModel)
+            throw new InferenceInputException(Config.IncludeTop
+                ? "this model has its classifier: load the weights with LoadFeatures for embeddings"
+                : "this model has no pooling after block14 (pooling none): load the weights with LoadFeatures for one vector per image");
+    }
+
+    /// <summary>
+    /// The layer Grad-CAM explains by default: the last with a spatial output, the last ReLU before the pooling
+    /// (block14_sepconv2_act in Xception, as in Keras' Grad-CAM example).
+    /// </summary>
+    public string DefaultExplainLayer => gradCam.Layers[^1];
+
+    /// <summary>
+    /// Grad-CAM (Selvaraju et al.), as Keras' "Grad-CAM class activation visualization" example computes it for
+    /// Xception: the gradient of the class's logit (before softmax) with respect to <paramref name="layer"/>'s
+    /// output, averaged over height and width, weights that layer's channels; the heatmap is the ReLU of their
+    /// weighted sum divided by its maximum, per image. The network runs as in inference (batch norm with its
+    /// moving statistics, no dropout), so the class is the one <see cref="Logits"/> ranks first.
+    /// <paramref name="classIndex"/> null explains each image's top class; <paramref name="layer"/> null, the
+    /// <see cref="DefaultExplainLayer"/>. Input as for <see cref="Logits"/>;
+    /// runs <paramref name="batch"/> images at a time under the device lock that serves the other calls, so it
+    /// is safe alongside them (each batch keeps every activation for the backward pass, as training does).
+    /// </summary>
+    public IReadOnlyList<Explanation> Explain(ReadOnlySpan<float> input, int count, int? classIndex = null,
+        string? layer = null, int batch = 8)
+    {
+        if (!Config.IncludeTop) throw new InferenceInputException("this model has no classifier (include_top is off): Grad-CAM explains a class's logit");
+        CheckInput(input, count, batch);
+        var target = gradCam.Layer(layer);
+        int classes = Config.Classes;
+        if (classIndex is { } k && (k < 0 || k >= classes))
+            throw new InferenceInputException($"class {k} is out of range: this model has {classes} classes (0..{classes - 1})");
+        var data = input.ToArray();
+        return calls.Exclusive(() =>
+        {
+            var results = new List<Explanation>(count);
+            int per = ImageSize * ImageSize * Config.InputChannels;
+            for (int start = 0; start < count;)
+            {
+                // Batch sizes as InferenceBatches picks them, so that few executors are kept.
+                int left = count - start;
+                int n = left >= batch ? batch : 1 << System.Numerics.BitOperations.Log2((uint)left);
+                results.AddRange(gradCam.Run(data.AsSpan(start * per, n * per), n, classIndex, target, Labels));
+                start += n;
+            }
+            return (IReadOnlyList<Explanation>)results;
+        });
+    }
+
+    /// <summary>
+    /// Explains image files (decoded, resized to the input size, bilinear by default, and preprocessed as
+    /// <see cref="Classify(string, int, ResizeMode)"/> does); results in the same order. Draw one over its image
+    /// with <see cref="Explanation.Overlay"/>.
+    /// </summary>
+    public IReadOnlyList<Explanation> Explain(IReadOnlyList<string> imagePaths, int? classIndex = null,
+        string? layer = null, ResizeMode resize = ResizeMode.Bilinear, int batch = 8)
+    {
+        if (Config.InputChannels != 3) throw new InferenceInputException($"images are RGB; this model takes {Config.InputChannels} channels");
+        gradCam.Layer(layer); // a wrong layer name fails before any image is decoded
+        int per = ImageSize * ImageSize * 3;
+        var input = new float[(long)imagePaths.Count * per];
+        for (int i = 0; i < imagePaths.Count; i++) Preprocess.LoadKerasTf(imagePaths[i], ImageSize, input, i, resize);
+        return Explain(input, imagePaths.Count, classIndex, layer, batch);
+    }
+
+    /// <summary>
+    /// The layers Grad-CAM can explain: those with a spatial output (height x width x channels) that a gradient
+    /// reaches, i.e. every layer from the first convolution to the last ReLU, in model order.
+    /// </summary>
+    public IReadOnlyList<string> ExplainableLayers => gradCam.Layers;
 
     /// <summary>Waits for the run in progress, then frees the model (and the device it opened).</summary>
     public void Dispose() => calls.Close(() =>

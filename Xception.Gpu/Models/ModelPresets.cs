@@ -27,6 +27,6 @@ public static class ModelPresets
         {
             Mini => XceptionConfig.Mini(imageSize ?? 32, channels, classes ?? 10),
             Xception => new XceptionConfig { ImageSize = imageSize ?? 299, Classes = classes ?? 1000 },
-            _ => throw new XceptionException($"unknown model '{name}': expected {string.Join(" or ", Names)}"),
+            _ => throw new ModelConfigException($"unknown model '{name}': expected {string.Join(" or ", Names)}"),
         };
 }

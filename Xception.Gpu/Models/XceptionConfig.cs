@@ -89,7 +89,7 @@ public sealed record XceptionConfig
     {
         static void Check(bool ok, string message)
         {
-            if (!ok) throw new XceptionException($"invalid Xception configuration: {message}");
+            if (!ok) throw new ModelConfigException($"invalid Xception configuration: {message}");
         }
         Check(Enum.IsDefined(Pooling), $"pooling must be one of {string.Join(", ", Enum.GetNames<Pooling>())}, got {(int)Pooling}");
         Check(Enum.IsDefined(SeparableActivation), $"separable activation must be one of {string.Join(", ", Enum.GetNames<ActivationKind>())}, got {(int)SeparableActivation}");
@@ -134,8 +134,8 @@ public sealed record XceptionConfig
         {
             // System.Text.Json's message names the property (its JSON path) and the position; it can span lines.
             var why = string.Concat(e.Message.Select(ch => char.IsControl(ch) ? ' ' : ch));
-            throw new XceptionException($"the model configuration is not valid JSON for XceptionConfig: {why}", e);
+            throw new ModelConfigException($"the model configuration is not valid JSON for XceptionConfig: {why}", e);
         }
-        return (c ?? throw new XceptionException("the model configuration is empty (JSON null)")).Validate();
+        return (c ?? throw new ModelConfigException("the model configuration is empty (JSON null)")).Validate();
     }
 }

@@ -144,7 +144,7 @@ public sealed class DataParallel : ITrainingReplicas, IDisposable
     public double Step(float[] x, int[] labels, int count, float lr, long step)
     {
         var r = Step(new TrainBatch(x, count, labels, null), lr, step);
-        if (r.Skipped is not null) throw new XceptionException(r.Skipped);
+        if (r.Skipped is not null) throw new ArgumentException(r.Skipped);
         return r.Loss;
     }
 

@@ -21,7 +21,7 @@ public sealed class LocalGroup
 
     public LocalGroup(int size, ICollective? outer = null)
     {
-        if (size < 1) throw new XceptionException($"a replica group needs at least one replica, got {size}");
+        if (size < 1) throw new ArgumentOutOfRangeException(nameof(size), $"a replica group needs at least one replica, got {size}");
         Size = size;
         this.outer = outer;
         posted = new Array[size];
@@ -59,7 +59,7 @@ public sealed class LocalGroup
             if (!barrier.SignalAndWait(TimeSpan.FromMinutes(10), abort.Token))
             {
                 Abort();
-                throw new XceptionException("a replica did not reach the all-reduce within 10 minutes: stopping");
+                throw new CollectiveException("a replica did not reach the all-reduce within 10 minutes: stopping");
             }
         }
         catch (OperationCanceledException)
@@ -89,7 +89,7 @@ public sealed class LocalGroup
             if (posted[r] is not T[] src || src.Length != data.Length)
             {
                 Abort(); // every replica sees the same posts and stops here; none is left waiting
-                throw new XceptionException($"all-reduce: replica {r} sent {posted[r]?.Length} values of {posted[r]?.GetType().GetElementType()?.Name}, replica {rank} {data.Length} of {typeof(T).Name}");
+                throw new CollectiveException($"all-reduce: replica {r} sent {posted[r]?.Length} values of {posted[r]?.GetType().GetElementType()?.Name}, replica {rank} {data.Length} of {typeof(T).Name}");
             }
         Wait(); // the buffer is chosen; every replica sums its slice, each element in rank order
         var sum = (T[])current!;

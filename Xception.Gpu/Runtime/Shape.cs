@@ -8,11 +8,11 @@ public sealed class Shape : IEquatable<Shape>
     public Shape(params int[] dims)
     {
         foreach (var d in dims)
-            if (d <= 0) throw new XceptionException($"shape ({string.Join(", ", dims)}) has a dimension that is not positive");
+            if (d <= 0) throw new ShapeException("shape", $"({string.Join(", ", dims)}) has a dimension that is not positive");
         this.dims = (int[])dims.Clone();
         long n = 1;
         foreach (var d in dims) n *= d;
-        if (n > int.MaxValue) throw new XceptionException($"shape {this} has {n} elements; at most {int.MaxValue} fit one tensor");
+        if (n > int.MaxValue) throw new ShapeException("shape", $"{this} has {n} elements; at most {int.MaxValue} fit one tensor");
         Length = (int)n;
     }
 

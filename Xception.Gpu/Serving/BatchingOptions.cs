@@ -29,12 +29,12 @@ public sealed record BatchingOptions
     /// </summary>
     public int? QueueTimeoutMilliseconds { get; init; }
 
-    /// <summary>This, or an <see cref="XceptionException"/> naming the setting that is out of range.</summary>
+    /// <summary>This, or an <see cref="ArgumentOutOfRangeException"/> naming the setting that is out of range.</summary>
     public BatchingOptions Validate()
     {
         static void Check(bool ok, string name, long value, string expected)
         {
-            if (!ok) throw new XceptionException(string.Create(CultureInfo.InvariantCulture, $"batching: {name} is {value}; expected {expected}"));
+            if (!ok) throw new ArgumentOutOfRangeException(null, string.Create(CultureInfo.InvariantCulture, $"batching: {name} is {value}; expected {expected}"));
         }
         Check(MaxBatchSize is >= 1 and <= 4096, "the max batch size", MaxBatchSize, "1 to 4096 images");
         Check(MaxQueueDelayMicroseconds is >= 0 and <= 10_000_000, "the max queue delay", MaxQueueDelayMicroseconds, "0 to 10,000,000 microseconds");

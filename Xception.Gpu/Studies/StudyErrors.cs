@@ -27,6 +27,10 @@ public sealed class StudyFolderException : XceptionException
         Now = now;
     }
 
+    /// <param name="folder">the folder</param>
+    /// <param name="message">why it cannot be continued (its settings file does not parse)</param>
+    public StudyFolderException(string folder, string message) : base(message) => Folder = folder;
+
     /// <summary>The study folder.</summary>
     public string Folder { get; }
     /// <summary>The first setting that differs ("study" when the folder holds another study), or null when it is no study folder.</summary>

@@ -138,7 +138,7 @@ public sealed class StudyRunner
         }
         Dictionary<string, string> was;
         try { was = StudySettings.Normalize(JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(path)) ?? new()); }
-        catch (JsonException e) { throw new XceptionException($"'{path}' is not a study's settings ({e.Message.Split('\n')[0]})"); }
+        catch (JsonException e) { throw new StudyFolderException(Folder, $"'{path}' is not a study's settings ({e.Message.Split('\n')[0]})"); }
         bool seeds = false;
         foreach (var (key, value) in stored)
         {

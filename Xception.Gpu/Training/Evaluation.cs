@@ -22,9 +22,9 @@ public static class Evaluation
     /// </summary>
     public static Accumulator Accumulate(Model model, IEnumerable<TrainBatch> batches, int classes, bool multiLabel, float labelSmoothing = 0f)
     {
-        if (model.Device is null) throw new XceptionException("bind the model to a device first");
+        if (model.Device is null) throw new InvalidOperationException("bind the model to a device first");
         if (model.Output.OutputShape[0] != classes)
-            throw new XceptionException($"the model has {model.Output.OutputShape[0]} outputs, the evaluation {classes} classes");
+            throw new ClassCountException($"the model has {model.Output.OutputShape[0]} outputs, the evaluation {classes} classes", model.Output.OutputShape[0], classes);
         var acc = new Accumulator(multiLabel);
         using var step = new ReplicaStep(model);
         foreach (var b in batches)

@@ -48,13 +48,13 @@ public static class ModelForData
     public static RawImage FirstReadable(IDataSource source)
     {
         const int Tries = 20;
-        if (source.Count == 0) throw new XceptionException($"the data set {source.Description} has no images");
+        if (source.Count == 0) throw new DataException(source.Description, $"the data set {source.Description} has no images");
         ImageException? error = null;
         for (int i = 0; i < Math.Min(Tries, source.Count); i++)
         {
             try { return source.Load(i); }
             catch (ImageException e) { error ??= e; }
         }
-        throw new XceptionException($"none of the first {Math.Min(Tries, source.Count)} images of the data could be read (the first: {error!.Message}): nothing to train on");
+        throw new DataException(source.Description, $"none of the first {Math.Min(Tries, source.Count)} images of the data could be read (the first: {error!.Message}): nothing to train on");
     }
 }

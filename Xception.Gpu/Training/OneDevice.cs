@@ -11,7 +11,7 @@ public sealed class OneDevice : ITrainingReplicas, IDisposable
     /// <param name="optimizer">the optimizer to run; its state starts at zero</param>
     public OneDevice(Model bound, OptimizerSettings optimizer)
     {
-        if (bound.Device is null) throw new XceptionException("bind the model to a device before training");
+        if (bound.Device is null) throw new InvalidOperationException("bind the model to a device before training");
         replica = new ReplicaStep(bound);
         Optimizer = new OptimizerState(bound, optimizer);
     }

@@ -34,7 +34,7 @@ public sealed class OptimizerState : IDisposable
     {
         this.model = model;
         s = settings;
-        var d = model.Device ?? throw new XceptionException("bind the model to a device before creating its optimizer");
+        var d = model.Device ?? throw new InvalidOperationException("bind the model to a device before creating its optimizer");
         foreach (var l in model.Layers)
             foreach (var p in l.Parameters.Where(p => p.Optimizable))
                 slots[p] = ($"{l.Name}/{p.Name}", Tensor.Zeros(d, p.Shape.ToArray()),

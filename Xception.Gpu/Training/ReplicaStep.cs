@@ -24,7 +24,7 @@ public sealed class ReplicaStep : IDisposable
     public ReplicaStep(Model model)
     {
         Model = model;
-        Device = model.Device ?? throw new XceptionException("bind the model to a device first");
+        Device = model.Device ?? throw new InvalidOperationException("bind the model to a device first");
     }
 
     public Model Model { get; }

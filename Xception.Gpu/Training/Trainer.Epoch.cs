@@ -1,3 +1,4 @@
+using Xception.Gpu.Data;
 using System.Diagnostics;
 
 namespace Xception.Gpu.Training;
@@ -92,7 +93,7 @@ public sealed partial class Trainer
             return false;
         }
         if (finished && run.Running.Count == 0)
-            throw new XceptionException($"no training image could be read in epoch {pos.Epoch + 1}: {Unreadable(data)}; nothing was trained" +
+            throw new DataException(data.Description, $"no training image could be read in epoch {pos.Epoch + 1}: {Unreadable(data)}; nothing was trained" +
                 (LastCheckpoint is null ? "" : $" (the last checkpoint, '{LastCheckpoint}', is unchanged)"));
         var report = new EpochReport(pos.Epoch + 1, pos.Step, epoch.LearningRate, run.Running.Result(), finished ? Validate(run) : null,
             seconds, epoch.Images / Math.Max(seconds, 1e-9));

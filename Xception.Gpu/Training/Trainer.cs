@@ -35,7 +35,7 @@ public sealed partial class Trainer
         : this(replicas.Model, config, settings, observer)
     {
         if (replicas.Optimizer.Settings != settings.Optimizer)
-            throw new XceptionException("the replicas were made with other optimizer settings than the trainer's");
+            throw new ArgumentException("the replicas were made with other optimizer settings than the trainer's");
         this.replicas = replicas;
     }
 
@@ -64,9 +64,9 @@ public sealed partial class Trainer
     public List<EpochReport> Run(TrainingData data, string? resumeFrom = null, CancellationToken stop = default)
     {
         Stopped = false;
-        var d = model.Device ?? throw new XceptionException("bind the model to a device before training");
+        var d = model.Device ?? throw new InvalidOperationException("bind the model to a device before training");
         if (data.Classes != config.Classes && config.IncludeTop)
-            throw new XceptionException($"the data has {data.Classes} classes, the model {config.Classes}");
+            throw new ClassCountException($"the data has {data.Classes} classes, the model {config.Classes}", config.Classes, data.Classes);
         using var single = replicas is null ? new OneDevice(model, settings.Optimizer) : null;
         var run = new RunState(replicas ?? single!, data);
         int n = run.Replicas.GlobalCount;

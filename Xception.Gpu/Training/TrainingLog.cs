@@ -132,7 +132,9 @@ public sealed class TrainingLog
     public static List<LogRow> Read(string path)
     {
         var list = new List<LogRow>();
-        if (!File.Exists(path)) return list;
+        // A regular file only: a device such as /dev/null or /dev/full has no rows (and /dev/full would never end).
+        var file = new FileInfo(path);
+        if (!file.Exists || file.Length == 0) return list;
         bool csv = path.EndsWith(".csv", StringComparison.OrdinalIgnoreCase);
         string[]? header = null;
         foreach (var line in File.ReadLines(path))

@@ -25,8 +25,8 @@ sealed class TrainReporting : ITrainingObserver
     public TrainReporting(string logPath, string plotPath, long? resumedAt)
     {
         log = new TrainingLog(logPath);
-        if (resumedAt is { } step) log.KeepUpTo(step);
         this.plotPath = plotPath;
+        if (resumedAt is { } step) Try(ref logFailed, "the log", logPath, () => log.KeepUpTo(step));
     }
 
     /// <summary>Runs <paramref name="work"/> with the progress display around it.</summary>

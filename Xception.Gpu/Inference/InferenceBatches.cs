@@ -1,24 +1,15 @@
+using Xception.Gpu.Graph;
+using Xception.Gpu.Models;
 using Xception.Gpu.Ops;
 
 namespace Xception.Gpu.Inference;
 
-public sealed partial class XceptionModel
+/// <summary>One caller's images (preprocessed NHWC), the largest batch it allows, and whether it wants probabilities.</summary>
+sealed record InferenceRequest(float[] Input, int Count, int Batch, bool Softmax);
+
+/// <summary>The forward pass of a group of requests that <see cref="CallCombiner{TRequest, TResult}"/> combined.</summary>
+static class InferenceBatches
 {
-    /// <summary>One caller's images, and how to return them.</summary>
-    sealed record Request(float[] Input, int Count, int Batch, bool Softmax);
-
-    /// <summary>The device lock and the queue of concurrent calls (<see cref="CallCombiner{TRequest, TResult}"/>).</summary>
-    readonly CallCombiner<Request, float[]> calls;
-
-    /// <summary>
-    /// Device runs so far and the requests they served: Requests / Runs is how many concurrent calls were
-    /// combined on average.
-    /// </summary>
-    public (long Runs, long Requests) Stats => calls.Stats;
-
-    /// <summary>Serves a request, combined with every other that is waiting (see <see cref="CallCombiner{TRequest, TResult}"/>).</summary>
-    float[] Run(Request request) => calls.Run(request);
-
     /// <summary>
     /// The group's images in order, in runs of the largest batch any of them asked for; the rest in runs of
     /// descending powers of two (11 images: 8, 2, 1), so that the executors kept per batch size stay few
@@ -26,10 +17,10 @@ public sealed partial class XceptionModel
     /// and sums in the same order at every batch size, so an image's result does not depend on its company
     /// (<c>ConcurrentCallsGiveTheSequentialResultsBitForBit</c> checks it).
     /// </summary>
-    float[][] Execute(IReadOnlyList<Request> group)
+    public static float[][] Run(Model model, Device device, XceptionConfig config, IReadOnlyList<InferenceRequest> group)
     {
-        int per = ImageSize * ImageSize * Config.InputChannels;
-        int outPer = Model.Output.OutputShape.Aggregate(1, (a, b) => a * b);
+        int per = config.ImageSize * config.ImageSize * config.InputChannels;
+        int outPer = model.Output.OutputShape.Aggregate(1, (a, b) => a * b);
         int total = group.Sum(r => r.Count);
         var input = group.Count == 1 ? group[0].Input : group.SelectMany(r => r.Input).ToArray();
         var output = new float[(long)total * outPer];
@@ -38,8 +29,8 @@ public sealed partial class XceptionModel
         {
             int left = total - start;
             int n = left >= batch ? batch : 1 << System.Numerics.BitOperations.Log2((uint)left);
-            using var x = Tensor.From(device, input.AsSpan(start * per, n * per).ToArray(), n, ImageSize, ImageSize, Config.InputChannels);
-            Model.Executor(n, training: false).Forward(x).ToArray().CopyTo(output, (long)start * outPer);
+            using var x = Tensor.From(device, input.AsSpan(start * per, n * per).ToArray(), n, config.ImageSize, config.ImageSize, config.InputChannels);
+            model.Executor(n, training: false).Forward(x).ToArray().CopyTo(output, (long)start * outPer);
             start += n;
         }
         float[]? probabilities = null;
