@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Text.Json.Nodes;
 using Xception.Gpu.Graph;
 using Xception.Gpu.IO;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 using Xception.Gpu.Tests.IO;
 using Xception.Gpu.Training;
 using Xunit;

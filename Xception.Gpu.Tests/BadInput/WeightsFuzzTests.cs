@@ -1,6 +1,6 @@
 using Xception.Gpu.Graph;
 using Xception.Gpu.IO;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 using Xception.Gpu.Tests.IO;
 using Xception.Gpu.Training;
 using Xunit;

@@ -1,7 +1,7 @@
 using Xception.Gpu.Tests.Inference;
 using StbImageSharp;
 using Xception.Gpu.IO;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 using Xception.Gpu.Tests.IO;
 using Xunit;
 

@@ -3,10 +3,10 @@ using Onnx;
 using PureHDF;
 using Xception.Gpu.Inference;
 using Xception.Gpu.IO;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 using Xception.Gpu.Tests.IO;
 using Xception.Gpu.Tests.Keras;
-using Xception.Gpu.Tests.Models;
+using Xception.Gpu.Tests.Architecture;
 using Xunit;
 
 namespace Xception.Gpu.Tests.Cli;

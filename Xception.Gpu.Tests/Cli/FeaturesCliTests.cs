@@ -2,7 +2,7 @@ using Xception.Gpu.Tests.Inference;
 using System.Globalization;
 using Xception.Gpu.Inference;
 using Xception.Gpu.IO;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 using Xception.Gpu.Tests.IO;
 using Xunit;
 
@@ -36,7 +36,7 @@ public class FeaturesCliTests
         var weights = MiniWeights(dir);
         Npy.Write(dir["x.npy"], Images(3, 1), [3, 32, 32, 3]);
         float[] want;
-        using (var model = XceptionModel.LoadFeatures(weights, "cpu", pooling: Pooling.Max))
+        using (var model = XceptionModel.LoadFeatures(weights, "cpu", pooling: GlobalPooling.Max))
         {
             Assert.Equal(XceptionConfig.Mini().Channels(2048), model.FeatureSize);
             want = model.Features(Images(3, 1), 3);

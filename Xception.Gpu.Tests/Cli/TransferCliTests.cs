@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 using Xception.Gpu.IO;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 using Xception.Gpu.Tests.IO;
 using Xception.Gpu.Training;
 using Xunit;
@@ -76,7 +76,7 @@ public class TransferCliTests
             m.Initialize(7);
             ModelWeights.Save(m, top, tmp["top.h5"]);
         }
-        var noTop = top with { IncludeTop = false, Pooling = Pooling.Avg };
+        var noTop = top with { IncludeTop = false, Pooling = GlobalPooling.Avg };
         using (var m = XceptionBuilder.Build(noTop))
         {
             m.Initialize(8);

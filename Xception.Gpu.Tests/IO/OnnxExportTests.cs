@@ -4,10 +4,10 @@ using Xception.Gpu.Graph.Layers;
 using Xception.Gpu.Inference;
 using Xception.Gpu.IO;
 using Xception.Gpu.IO.Onnx;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 using Xception.Gpu.Ops;
 using Xception.Gpu.Tests.Keras;
-using Xception.Gpu.Tests.Models;
+using Xception.Gpu.Tests.Architecture;
 using Xunit;
 
 namespace Xception.Gpu.Tests.IO;
@@ -136,9 +136,9 @@ public class OnnxExportTests
 
     /// <summary>Keras' no-top model with average or max pooling (a _notop file): the features Keras computes.</summary>
     [Theory]
-    [InlineData(Pooling.Avg)]
-    [InlineData(Pooling.Max)]
-    public void NoTopWithPoolingGivesKerasFeatures(Pooling pooling)
+    [InlineData(GlobalPooling.Avg)]
+    [InlineData(GlobalPooling.Max)]
+    public void NoTopWithPoolingGivesKerasFeatures(GlobalPooling pooling)
     {
         var dir = KerasFeaturesTests.Folder();
         var x = Npy.Read(Path.Combine(dir, "input_71.npy"));
@@ -146,7 +146,7 @@ public class OnnxExportTests
         using var own = XceptionModel.LoadFeatures(Path.Combine(dir, "xception_notop.h5"), "cpu", 71, pooling);
         var bytes = OnnxExport.ToBytes(own.Model, new OnnxExportOptions { Batch = KerasReference.Batch });
         var proto = ModelProto.Parser.ParseFrom(bytes);
-        string name = pooling == Pooling.Avg ? "avg_pool" : "max_pool";
+        string name = pooling == GlobalPooling.Avg ? "avg_pool" : "max_pool";
         Assert.Equal(name, proto.Graph.Output.Single().Name);
         Assert.Equal([$"{KerasReference.Batch}", "2048"], Dims(proto.Graph.Output.Single()));
         var (y, shape) = OnnxRun.Run(bytes, x.Data, x.Shape);
@@ -173,9 +173,9 @@ public class OnnxExportTests
             "relu-between" => (mini with { SeparableActivation = ActivationKind.Relu }, logits),
             "elu-between" => (mini with { SeparableActivation = ActivationKind.Elu }, logits),
             "segments-8" => (mini with { Segments = 8 }, logits),
-            "no-top-max" => (mini with { IncludeTop = false, Pooling = Pooling.Max }, logits),
-            "no-top-maps" => (mini with { IncludeTop = false, Pooling = Pooling.None }, logits),
-            "no-top-maps-dynamic" => (mini with { IncludeTop = false, Pooling = Pooling.None }, logits with { DynamicSize = true }),
+            "no-top-max" => (mini with { IncludeTop = false, Pooling = GlobalPooling.Max }, logits),
+            "no-top-maps" => (mini with { IncludeTop = false, Pooling = GlobalPooling.None }, logits),
+            "no-top-maps-dynamic" => (mini with { IncludeTop = false, Pooling = GlobalPooling.None }, logits with { DynamicSize = true }),
             "dropout" => (mini with { Dropout = 0.5f }, logits),
             "opset-13" => (mini, logits with { Opset = 13 }),
             "opset-21" => (mini, logits with { Opset = 21 }),

@@ -1,5 +1,5 @@
 using Xception.Gpu.Inference;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 using Xunit;
 
 namespace Xception.Gpu.Tests.Inference;
@@ -95,7 +95,7 @@ public class ConcurrencyTests
     [Fact]
     public void ConcurrentFeaturesGiveTheSequentialResultsBitForBit()
     {
-        var config = XceptionConfig.Mini(32, 3, 10) with { IncludeTop = false, Pooling = Pooling.Avg };
+        var config = XceptionConfig.Mini(32, 3, 10) with { IncludeTop = false, Pooling = GlobalPooling.Avg };
         using var model = XceptionModel.Create(config, device: "cpu", seed: 4);
         Assert.True(model.IsFeatureModel);
         const int threads = 3, calls = 4;

@@ -2,7 +2,7 @@ using StbImageWriteSharp;
 using Xception.Gpu.Imaging;
 using Xception.Gpu.Inference;
 using Xception.Gpu.IO;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 using Xception.Gpu.Tests.IO;
 using Xception.Gpu.Tests.Keras;
 using Xunit;

@@ -1,7 +1,7 @@
 using Xception.Gpu.Graph;
 using Xception.Gpu.Inference;
 using Xception.Gpu.IO;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 using Xunit;
 
 namespace Xception.Gpu.Tests.Keras;

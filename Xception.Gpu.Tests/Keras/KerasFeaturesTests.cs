@@ -1,6 +1,6 @@
 using Xception.Gpu.Inference;
 using Xception.Gpu.IO;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 using Xception.Gpu.Tests.IO;
 using Xunit;
 
@@ -32,7 +32,7 @@ public class KerasFeaturesTests
 
     static NpyArray Read(string name) => Npy.Read(Path.Combine(Folder(), name));
 
-    static void AgreesWithKeras(string what, XceptionModel model, Pooling pooling)
+    static void AgreesWithKeras(string what, XceptionModel model, GlobalPooling pooling)
     {
         var x = Read($"input_{Size}.npy");
         var want = Read($"features_{pooling.ToString().ToLowerInvariant()}_{Size}.npy");
@@ -43,9 +43,9 @@ public class KerasFeaturesTests
     }
 
     [Theory]
-    [InlineData(Pooling.Avg)]
-    [InlineData(Pooling.Max)]
-    public void FeaturesFromANoTopFileEqualKeras(Pooling pooling)
+    [InlineData(GlobalPooling.Avg)]
+    [InlineData(GlobalPooling.Max)]
+    public void FeaturesFromANoTopFileEqualKeras(GlobalPooling pooling)
     {
         using var model = XceptionModel.LoadFeatures(Path.Combine(Folder(), "xception_notop.h5"), "cpu", Size, pooling);
         Assert.False(model.Config.IncludeTop);
@@ -61,8 +61,8 @@ public class KerasFeaturesTests
     public void FeaturesFromFilesWithTheClassifierEqualKeras()
     {
         Folder();
-        using (var model = XceptionModel.LoadFeatures(KerasReference.Weights, "cpu", Size, Pooling.Max))
-            AgreesWithKeras("max features from the .h5 with the classifier", model, Pooling.Max);
+        using (var model = XceptionModel.LoadFeatures(KerasReference.Weights, "cpu", Size, GlobalPooling.Max))
+            AgreesWithKeras("max features from the .h5 with the classifier", model, GlobalPooling.Max);
 
         using var dir = new TempDir();
         var checkpoint = dir["full.safetensors"];
@@ -74,7 +74,7 @@ public class KerasFeaturesTests
             ModelWeights.Save(full.Model, full.Config, checkpoint);
         }
         using (var model = XceptionModel.LoadFeatures(checkpoint, "cpu", Size))
-            AgreesWithKeras("avg features from a checkpoint with the classifier", model, Pooling.Avg);
+            AgreesWithKeras("avg features from a checkpoint with the classifier", model, GlobalPooling.Avg);
     }
 
     [Fact]
@@ -93,7 +93,7 @@ public class KerasFeaturesTests
     [Fact]
     public void LoadFeaturesRefusesPoolingNone()
     {
-        var e = Assert.Throws<InferenceInputException>(() => XceptionModel.LoadFeatures("unused.h5", "cpu", pooling: Pooling.None));
+        var e = Assert.Throws<InferenceInputException>(() => XceptionModel.LoadFeatures("unused.h5", "cpu", pooling: GlobalPooling.None));
         Assert.Equal("features need average or max pooling, got None", e.Message);
     }
 }

@@ -1,5 +1,5 @@
 using Xception.Gpu.IO;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 using Xunit;
 
 namespace Xception.Gpu.Tests.Keras;

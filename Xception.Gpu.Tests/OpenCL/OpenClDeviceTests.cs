@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using ILGPU;
 using ILGPU.Runtime;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 using Xception.Gpu.Ops;
 using Xception.Gpu.Training;
 using Xunit;

@@ -1,9 +1,9 @@
 using Xception.Gpu.Graph;
 using Xception.Gpu.Graph.Layers;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 using Xception.Gpu.Ops;
 using Xception.Gpu.Parallel;
-using Xception.Gpu.Tests.Models;
+using Xception.Gpu.Tests.Architecture;
 using Xception.Gpu.Training;
 using Xunit;
 

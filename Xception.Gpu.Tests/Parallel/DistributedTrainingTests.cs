@@ -58,8 +58,8 @@ public class DistributedTrainingTests
         var (code, output) = Cli(Small(tmp["one"], "--device", "cpu", "--steps", "1"));
         Assert.True(code == 0, output);
         // The start: the weights `train` initializes from its seed (4), with the run's configuration.
-        var config = ModelWeights.ConfigOf(Path.Combine(tmp["one"], "final.safetensors"), new Gpu.Models.XceptionConfig());
-        using (var start = Gpu.Models.XceptionBuilder.Build(config))
+        var config = ModelWeights.ConfigOf(Path.Combine(tmp["one"], "final.safetensors"), new Gpu.Architecture.XceptionConfig());
+        using (var start = Gpu.Architecture.XceptionBuilder.Build(config))
         {
             start.Initialize(4);
             Directory.CreateDirectory(tmp["start"]);

@@ -74,7 +74,7 @@ public class DeviceTests
         for (int i = 0; i < 3; i++)
             d.Load("test.relu", a => { loads++; return a.LoadStreamKernel<ArrayView<float>, int, ArrayView<float>>(Kernels.ActivationKernels.ReluForward); });
         Assert.Equal(1, loads);
-        Assert.Same(MatMul.On(d), MatMul.On(d));
+        Assert.Same(Gemm.On(d), Gemm.On(d));
     }
 
     /// <summary>Allocates a managed object: ILGPU refuses to compile it for any accelerator.</summary>

@@ -1,5 +1,5 @@
 using Xception.Gpu.Inference;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 using Xception.Gpu.Serving;
 using Xunit;
 

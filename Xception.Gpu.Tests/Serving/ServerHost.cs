@@ -4,7 +4,7 @@ using Xception.Gpu.Cli.Serving;
 using Xception.Gpu.Inference;
 using Xception.Gpu.Serving;
 using Xception.Gpu.IO;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 using Xunit;
 
 namespace Xception.Gpu.Tests.Serving;

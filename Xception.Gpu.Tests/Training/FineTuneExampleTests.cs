@@ -1,7 +1,7 @@
 using Xception.Gpu.Data;
 using Xception.Gpu.Graph;
 using Xception.Gpu.IO;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 using Xception.Gpu.Training;
 using Xunit;
 

@@ -1,6 +1,6 @@
 using Xception.Gpu.Graph;
-using Xception.Gpu.Models;
-using Xception.Gpu.Tests.Models;
+using Xception.Gpu.Architecture;
+using Xception.Gpu.Tests.Architecture;
 using Xception.Gpu.Training;
 using Xunit;
 
@@ -44,7 +44,7 @@ public class FreezeTests
         Assert.Equal(m.Layers.Count - 2, m.FrozenLayers.Count); // all but the input and the classifier
         Assert.Equal(m.Classifier.Parameters.Sum(p => (long)p.Length), m.TrainableParams);
         var before = Snapshot(m);
-        using (var one = new OneDevice(m, new OptimizerSettings { Kind = OptimizerKind.Sgd, Momentum = 0.9f }))
+        using (var one = new SingleReplica(m, new OptimizerSettings { Kind = OptimizerKind.Sgd, Momentum = 0.9f }))
         {
             var r = one.Step(RandomBatch(5), 0.1f, 0);
             Assert.True(r.Applied);

@@ -1,6 +1,6 @@
 using System.Text.Json.Nodes;
 using Xception.Gpu.IO;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 using Xception.Gpu.Tests.IO;
 using Xception.Gpu.Tests.Keras;
 using Xunit;

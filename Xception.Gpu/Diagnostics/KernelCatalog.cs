@@ -74,7 +74,7 @@ public static class KernelCatalog
         GridStride(typeof(GlobalAvgPoolKernels), nameof(GlobalAvgPoolKernels.Forward), nameof(GlobalAvgPoolKernels.Backward));
         GridStride(typeof(ReduceKernels), nameof(ReduceKernels.SumRows));
         GridStride(typeof(ColumnSumKernels), nameof(ColumnSumKernels.Partials));
-        // MatMul: the tiled kernel needs exactly its group size (it maps 256 threads onto a 128 x 64 tile).
+        // Gemm: the tiled kernel needs exactly its group size (it maps 256 threads onto a 128 x 64 tile).
         list.Add(new(Method(typeof(GemmKernels), nameof(GemmKernels.Tiled)), GemmKernels.GpuGroupSize, StaticSharedMemoryLimit, true));
         return list.OrderBy(e => e.Name, StringComparer.Ordinal).ToList();
     }

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using Xception.Gpu.Graph;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 using Xception.Gpu.Training;
 
 namespace Xception.Gpu.Diagnostics;
@@ -49,7 +49,7 @@ public static class ModelBench
             once = () => { ex.Forward(input); device.Synchronize(); };
             return Time(once, pass, batch, model, minSeconds, minIterations);
         }
-        var trainer = new OneDevice(model, new OptimizerSettings());
+        var trainer = new SingleReplica(model, new OptimizerSettings());
         var tb = new TrainBatch(x, batch, labels, null);
         long step = 0;
         once = () =>

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 using Xception.Gpu.Parallel;
 using Xception.Gpu.Training;
 

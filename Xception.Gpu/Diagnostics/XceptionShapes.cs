@@ -1,4 +1,4 @@
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 using Xception.Gpu.Ops;
 namespace Xception.Gpu.Diagnostics;
 
@@ -50,7 +50,7 @@ public static class XceptionShapes
                 channels = block.Widths[i];
             }
             if (block.Kind == BlockKind.Middle) { middleTimed = true; continue; }
-            if (block.Kind != BlockKind.Pooling) continue;
+            if (block.Kind != BlockKind.Downsampling) continue;
             int pool = XceptionBlock.Pool, stride = XceptionBlock.PoolStride;
             list.Add(new(BenchOp.Pointwise, $"{block.Name} shortcut", n, size, size, blockIn, channels, 1, stride, XceptionBlock.PoolPadding));
             list.Add(new(BenchOp.Pool, $"{block.Name} pool", n, size, size, channels, channels, pool, stride, XceptionBlock.PoolPadding));

@@ -2,7 +2,7 @@ using System.Text.RegularExpressions;
 using PureHDF;
 using PureHDF.VOL.Native;
 using Xception.Gpu.Graph;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 
 namespace Xception.Gpu.IO;
 
@@ -42,7 +42,7 @@ public static partial class KerasH5
             return config;
         }
         if (!file.LinkExists("predictions"))
-            return fallback with { IncludeTop = false, Pooling = fallback.IncludeTop ? Pooling.None : fallback.Pooling };
+            return fallback with { IncludeTop = false, Pooling = fallback.IncludeTop ? GlobalPooling.None : fallback.Pooling };
         var names = Strings(file.Group("predictions").Attribute("weight_names"), path, "predictions/weight_names", length);
         var kernel = names.FirstOrDefault(n => n.EndsWith("kernel:0"));
         var dims = kernel is null ? [] : file.Group("predictions").Dataset(kernel).Space.Dimensions;

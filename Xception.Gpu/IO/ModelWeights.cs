@@ -1,5 +1,5 @@
 using Xception.Gpu.Graph;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 
 namespace Xception.Gpu.IO;
 

@@ -1,6 +1,6 @@
 using Xception.Gpu.Graph;
 using Xception.Gpu.Graph.Layers;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 
 namespace Xception.Gpu.Inference;
 

@@ -1,7 +1,7 @@
 using Xception.Gpu.Graph;
 using Xception.Gpu.Imaging;
 using Xception.Gpu.IO;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 using Xception.Gpu.Ops;
 
 namespace Xception.Gpu.Inference;
@@ -198,16 +198,16 @@ public sealed class XceptionModel : IDisposable
     /// float[] embeddings = model.Features(["a.jpg", "b.jpg"]);   // 2 x 2048
     /// </code>
     /// </summary>
-    public static XceptionModel LoadFeatures(string weights, string device = "auto", int? imageSize = null, Pooling pooling = Pooling.Avg)
+    public static XceptionModel LoadFeatures(string weights, string device = "auto", int? imageSize = null, GlobalPooling pooling = GlobalPooling.Avg)
     {
-        // Pooling.None would give the N x H x W x C maps, not one vector per image.
-        if (pooling is not (Pooling.Avg or Pooling.Max))
+        // GlobalPooling.None would give the N x H x W x C maps, not one vector per image.
+        if (pooling is not (GlobalPooling.Avg or GlobalPooling.Max))
             throw new InferenceInputException($"features need average or max pooling, got {pooling}");
         return Load(weights, device, imageSize, c => c with { IncludeTop = false, Pooling = pooling });
     }
 
     /// <summary>True when the model ends in global pooling without a classifier (see <see cref="LoadFeatures"/>).</summary>
-    public bool IsFeatureModel => !Config.IncludeTop && Config.Pooling != Pooling.None;
+    public bool IsFeatureModel => !Config.IncludeTop && Config.Pooling != GlobalPooling.None;
 
     /// <summary>Length of one image's feature vector: block14's channels (2048 at full width).</summary>
     public int FeatureSize => Config.Channels(2048);

@@ -62,7 +62,7 @@ public sealed class Conv2D
         if (UsesGemm(s))
         {
             foreach (var (row0, rows, col) in Chunks(s, x.View))
-                MatMul.On(d).Run(col, false, w.View, false, rows * s.OW, s.O, s.KH * s.KW * s.C, 0f,
+                Gemm.On(d).Run(col, false, w.View, false, rows * s.OW, s.O, s.KH * s.KW * s.C, 0f,
                     y.View.SubView((long)row0 * s.OW * s.O, (long)rows * s.OW * s.O));
             return;
         }
@@ -83,7 +83,7 @@ public sealed class Conv2D
             {
                 int rows = Math.Min(chunkRows, s.N * s.OH - row0);
                 var dcol = d.Scratch(ScratchSlot.Columns, (long)rows * s.OW * k);
-                MatMul.On(d).Run(dy.View.SubView((long)row0 * s.OW * s.O, (long)rows * s.OW * s.O), false, w.View, true,
+                Gemm.On(d).Run(dy.View.SubView((long)row0 * s.OW * s.O, (long)rows * s.OW * s.O), false, w.View, true,
                     rows * s.OW, k, s.O, 0f, dcol);
                 col2im!(d.CpuWorkers, dcol, s, row0, rows, d.CpuCores, dx.View);
             }
@@ -103,7 +103,7 @@ public sealed class Conv2D
             bool first = true;
             foreach (var (row0, rows, col) in Chunks(s, x.View))
             {
-                MatMul.On(d).Run(col, true, dy.View.SubView((long)row0 * s.OW * s.O, (long)rows * s.OW * s.O), false,
+                Gemm.On(d).Run(col, true, dy.View.SubView((long)row0 * s.OW * s.O, (long)rows * s.OW * s.O), false,
                     s.KH * s.KW * s.C, s.O, rows * s.OW, first ? 0f : 1f, dw.View);
                 first = false;
             }

@@ -33,7 +33,7 @@ public sealed class Dense
         CheckShapes(x, w, b);
         int n = x.Shape[0], c = w.Shape[0], o = w.Shape[1];
         Expect.Dims(Name, "output", y, n, o);
-        MatMul.On(d).Run(x.View, false, w.View, false, n, o, c, 0f, y.View);
+        Gemm.On(d).Run(x.View, false, w.View, false, n, o, c, 0f, y.View);
         addBias(d.GridFor(y.Length), b.View, n, o, y.View);
     }
 
@@ -45,7 +45,7 @@ public sealed class Dense
         int n = dx.Shape[0], c = w.Shape[0], o = w.Shape[1];
         Expect.Dims(Name, "output gradient", dy, n, o);
         Expect.Dims(Name, "input gradient", dx, n, c);
-        MatMul.On(d).Run(dy.View, false, w.View, true, n, c, o, 0f, dx.View);
+        Gemm.On(d).Run(dy.View, false, w.View, true, n, c, o, 0f, dx.View);
     }
 
     public void Backward(Tensor<float> dy, Tensor<float> x, Tensor<float> w, Tensor<float> dx, Tensor<float> dw, Tensor<float> db)
@@ -56,7 +56,7 @@ public sealed class Dense
         Expect.Dims(Name, "output gradient", dy, n, o);
         Expect.SameShape(Name, "input gradient", dx, "input", x);
         Expect.SameShape(Name, "weight gradient", dw, "weights", w);
-        var mm = MatMul.On(d);
+        var mm = Gemm.On(d);
         mm.Run(dy.View, false, w.View, true, n, c, o, 0f, dx.View);
         mm.Run(x.View, true, dy.View, false, c, o, n, 0f, dw.View);
         Reductions.On(d).SumColumns(dy.View, n, o, 0f, db.View);
@@ -66,7 +66,7 @@ public sealed class Dense
     {
         public static double[] Forward(double[] x, double[] w, double[] b, int n, int c, int o)
         {
-            var y = MatMul.Reference(x, false, w, false, n, o, c);
+            var y = Gemm.Reference(x, false, w, false, n, o, c);
             for (int i = 0; i < y.Length; i++) y[i] += b[i % o];
             return y;
         }
@@ -75,7 +75,7 @@ public sealed class Dense
         {
             var db = new double[o];
             for (int i = 0; i < dy.Length; i++) db[i % o] += dy[i];
-            return (MatMul.Reference(dy, false, w, true, n, c, o), MatMul.Reference(x, true, dy, false, c, o, n), db);
+            return (Gemm.Reference(dy, false, w, true, n, c, o), Gemm.Reference(x, true, dy, false, c, o, n), db);
         }
     }
 }

@@ -48,7 +48,7 @@ public sealed class Pointwise
         Expect.Device(Name, d, ("input", x), ("weights", w), ("output", y));
         var s = Geometry(x.Shape, w.Shape, stride);
         Expect.Dims(Name, "output", y, s.OutputShape());
-        MatMul.On(d).Run(Sampled(x, s), false, w.View, false, s.OutputPixels, s.O, s.C, 0f, y.View);
+        Gemm.On(d).Run(Sampled(x, s), false, w.View, false, s.OutputPixels, s.O, s.C, 0f, y.View);
     }
 
     /// <summary>The input pixels the 1x1 window reads: x itself at stride 1, else gathered into scratch.</summary>
@@ -68,7 +68,7 @@ public sealed class Pointwise
         var s = Geometry(dx.Shape, w.Shape, stride);
         Expect.Dims(Name, "output gradient", dy, s.OutputShape());
         var target = stride > 1 ? d.Scratch(ScratchSlot.Strided, (long)s.OutputPixels * s.C) : dx.View;
-        MatMul.On(d).Run(dy.View, false, w.View, true, s.OutputPixels, s.C, s.O, 0f, target);
+        Gemm.On(d).Run(dy.View, false, w.View, true, s.OutputPixels, s.C, s.O, 0f, target);
         if (stride > 1 && cpuScatter is not null) cpuScatter(d.CpuWorkers, target, s, d.CpuCores, dx.View);
         else if (stride > 1) scatter(d.GridFor(s.InputLength), target, s, dx.View);
     }
@@ -79,7 +79,7 @@ public sealed class Pointwise
         Expect.Device(Name, d, ("input", x), ("output gradient", dy), ("weight gradient", dw));
         var s = Geometry(x.Shape, dw.Shape, stride);
         Expect.Dims(Name, "output gradient", dy, s.OutputShape());
-        MatMul.On(d).Run(Sampled(x, s), true, dy.View, false, s.C, s.O, s.OutputPixels, 0f, dw.View);
+        Gemm.On(d).Run(Sampled(x, s), true, dy.View, false, s.C, s.O, s.OutputPixels, 0f, dw.View);
     }
 
     /// <summary>Float64 reference: a 1x1 convolution is a k = 1 regular convolution.</summary>

@@ -1,6 +1,6 @@
 using Xception.Gpu.Data;
 using Xception.Gpu.IO;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 using Xception.Gpu.Training;
 
 namespace Xception.Gpu.Studies;

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using Xception.Gpu.Data;
 using Xception.Gpu.IO;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 using Xception.Gpu.Training;
 
 namespace Xception.Gpu.Studies;

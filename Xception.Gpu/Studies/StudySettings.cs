@@ -16,7 +16,7 @@ public sealed record StudySettings
     public required string Study { get; init; }
     /// <summary>The data, as <see cref="Data.DataSources.Open"/> takes it.</summary>
     public required string Data { get; init; }
-    /// <summary>The base model's name (<see cref="Models.ModelPresets"/>).</summary>
+    /// <summary>The base model's name (<see cref="Architecture.ModelPresets"/>).</summary>
     public required string Model { get; init; }
     /// <summary>The input size, or null for the model's size for the data.</summary>
     public int? ImageSize { get; init; }

@@ -1,4 +1,4 @@
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 using Xception.Gpu.Ops;
 
 namespace Xception.Gpu.Studies;

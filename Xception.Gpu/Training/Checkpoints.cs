@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using Xception.Gpu.Graph;
 using Xception.Gpu.IO;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 
 namespace Xception.Gpu.Training;
 

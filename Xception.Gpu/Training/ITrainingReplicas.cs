@@ -3,7 +3,7 @@ using Xception.Gpu.Graph;
 namespace Xception.Gpu.Training;
 
 /// <summary>
-/// What the trainer drives: the model replicas that take each step together. <see cref="OneDevice"/> is one
+/// What the trainer drives: the model replicas that take each step together. <see cref="SingleReplica"/> is one
 /// model on one device; the data-parallel layer (<c>Parallel.DataParallel</c>, above Training) implements it
 /// for replicas on several devices and processes. Every member is called on every process of a run, in the
 /// same order: several of them are collectives.

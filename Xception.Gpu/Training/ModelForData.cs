@@ -1,7 +1,7 @@
 using Xception.Gpu.Data;
 using Xception.Gpu.Imaging;
 using Xception.Gpu.IO;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 
 namespace Xception.Gpu.Training;
 
@@ -35,7 +35,7 @@ public static class ModelForData
     public static XceptionConfig FromWeights(string path, int classes, bool newHead)
     {
         var config = ModelWeights.ConfigOf(path, new XceptionConfig { Classes = classes });
-        if (newHead) return config with { IncludeTop = true, Pooling = Pooling.None, Classes = classes };
+        if (newHead) return config with { IncludeTop = true, Pooling = GlobalPooling.None, Classes = classes };
         if (config.IncludeTop && config.Classes != classes)
             throw new ClassCountException($"'{path}' has {config.Classes} classes, the data {classes}", config.Classes, classes);
         return config;

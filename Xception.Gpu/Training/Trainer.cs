@@ -1,5 +1,5 @@
 using Xception.Gpu.Graph;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 
 namespace Xception.Gpu.Training;
 
@@ -67,7 +67,7 @@ public sealed partial class Trainer
         var d = model.Device ?? throw new InvalidOperationException("bind the model to a device before training");
         if (data.Classes != config.Classes && config.IncludeTop)
             throw new ClassCountException($"the data has {data.Classes} classes, the model {config.Classes}", config.Classes, data.Classes);
-        using var single = replicas is null ? new OneDevice(model, settings.Optimizer) : null;
+        using var single = replicas is null ? new SingleReplica(model, settings.Optimizer) : null;
         var run = new RunState(replicas ?? single!, data);
         int n = run.Replicas.GlobalCount;
         model.EnsureFits((settings.Batch + n - 1) / n, training: true); // before any data is read

@@ -1,11 +1,11 @@
 using Xception.Gpu.Diagnostics;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 
 namespace Xception.Gpu.Cli;
 
 static class BenchCommand
 {
-    public static CliCommand Declare() => new("bench", "time the kernels on Xception's shapes (GFLOP/s, GB/s)", Run, """
+    public static CliCommand Definition => new("bench", "time the kernels on Xception's shapes (GFLOP/s, GB/s)", Run, """
         xception bench [--op OP] [--device D] [--batch N] [--image-size S] [--backward] [--min-seconds T]
 
         Times the kernels on Xception's own layer shapes (input S x S, default 299; batch N, default 8)
@@ -39,7 +39,7 @@ static class BenchCommand
         Choice("model", ["xception-mini", "xception"], "the whole model to time (with --devices: the model to train; default xception-mini)"),
         Choice("pass", ["inference", "training", "both"], "with --model: which whole-model pass to time (default both)"),
         Value("steps", "N", "with --devices: training steps timed per row (default 5)"),
-        ReplicaOptions.Declare(),
+        ReplicaOptions.Group,
     };
 
     static int Run(Args a)

@@ -2,7 +2,7 @@
 //
 //     static class StudyCommand
 //     {
-//         public static CliCommand Declare() => new("study", "one line for the list in 'xception --help'", Run, """
+//         public static CliCommand Definition => new("study", "one line for the list in 'xception --help'", Run, """
 //             The paragraphs 'xception study --help' prints under that line (usage forms, what the output means).
 //             """)
 //         {
@@ -10,7 +10,7 @@
 //             Choice("pooling", ["avg", "max"], "what --pooling does (default avg)"), // --pooling avg|max, tab-completed
 //             Flag("no-augment", "no random crop-and-scale or flips"),             // --no-augment, no value
 //             Files("IMAGE", "the images"),     // only for a command that takes positional arguments
-//             ReplicaOptions.Declare(),         // a shared group: ModelOptions.Declare(), ReplicaOptions.Declare()
+//             ReplicaOptions.Group,         // a shared group: ModelOptions.Group, ReplicaOptions.Group
 //         };
 //
 //         static int Run(Args a) { ... a.String("data", "synthetic:2500"), a.Int("batch", 32, 1, 65536), a.Flag("no-augment"), a.Positional ... }
@@ -19,7 +19,7 @@
 // and one line in Cli.Commands (Program.cs). "help" is built in. Values stay strings until Run reads them through Args' typed
 // accessors, so every check keeps its message ("--batch must be between 1 and 65536, got 0"); Choice's values
 // are for help and completion, and Run still checks them (case-insensitively, with its own message).
-global using static Xception.Gpu.Cli.Declare;
+global using static Xception.Gpu.Cli.OptionBuilders;
 
 using System.CommandLine;
 using System.CommandLine.Help;
@@ -44,7 +44,7 @@ sealed class CliCommand : Command
     public Func<Args, int> Body { get; }
     public string? Details { get; }
 
-    /// <summary>Adds a shared group of options (<c>ReplicaOptions.Declare()</c>) in a collection initializer.</summary>
+    /// <summary>Adds a shared group of options (<c>ReplicaOptions.Group</c>) in a collection initializer.</summary>
     public void Add(IEnumerable<Symbol> group)
     {
         foreach (var symbol in group)
@@ -66,7 +66,7 @@ sealed class CliCommand : Command
 }
 
 /// <summary>The kinds of options and arguments the commands declare (used unqualified: <c>global using static</c>).</summary>
-static class Declare
+static class OptionBuilders
 {
     /// <summary>
     /// <c>--name VALUE</c> or <c>--name=VALUE</c>, kept as text for <see cref="Args"/> to check. Given twice, the last

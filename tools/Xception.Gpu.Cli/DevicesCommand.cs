@@ -2,7 +2,7 @@ namespace Xception.Gpu.Cli;
 
 static class DevicesCommand
 {
-    public static CliCommand Declare() => new("devices", "list the accelerators this machine has (CUDA, OpenCL, CPU)", Run, """
+    public static CliCommand Definition => new("devices", "list the accelerators this machine has (CUDA, OpenCL, CPU)", Run, """
         Lists every accelerator ILGPU finds: device string, name, memory, warp size, multiprocessors.
         A device marked 'not usable' cannot run ILGPU kernels; the note says why. OpenCL devices that report
         no generic address space (Mesa rusticl) run as OpenCL C 2.0 when a probe kernel passes on them; 'auto'

@@ -1,13 +1,13 @@
 using Xception.Gpu.Data;
 using Xception.Gpu.IO;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 using Xception.Gpu.Training;
 
 namespace Xception.Gpu.Cli;
 
 static class EvalCommand
 {
-    public static CliCommand Declare() => new("eval", "evaluate weights on a data set (loss, top-1, top-5 or MAP@100)", Run, """
+    public static CliCommand Definition => new("eval", "evaluate weights on a data set (loss, top-1, top-5 or MAP@100)", Run, """
         Evaluates weights (a checkpoint, or a Keras .h5) on a data set and prints the loss and top-1 /
         top-5 accuracy (MAP@100 for multi-label data).
         """)

@@ -7,7 +7,7 @@ namespace Xception.Gpu.Cli;
 
 static class ExplainCommand
 {
-    public static CliCommand Declare() => new("explain", "Grad-CAM heatmaps: where in each image the evidence for a class lies", Run, """
+    public static CliCommand Definition => new("explain", "Grad-CAM heatmaps: where in each image the evidence for a class lies", Run, """
         xception explain --weights W [--class K] [--layer L] [--output DIR] [--heatmap H.npy]
                          [--device D] [--image-size S] [--resize bilinear|nearest] [--batch N] IMAGE...
         xception explain --weights W --input X.npy [--class K] [--layer L] [--output DIR] [--heatmap H.npy]

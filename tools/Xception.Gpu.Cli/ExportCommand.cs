@@ -1,13 +1,13 @@
 using Xception.Gpu.Graph.Layers;
 using Xception.Gpu.IO;
 using Xception.Gpu.IO.Onnx;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 
 namespace Xception.Gpu.Cli;
 
 static class ExportCommand
 {
-    public static CliCommand Declare() => new("export", "write weights as an ONNX model, Keras .h5 or safetensors for other tools", Run, """
+    public static CliCommand Definition => new("export", "write weights as an ONNX model, Keras .h5 or safetensors for other tools", Run, """
         xception export --weights W [--model M] [--pooling P] --onnx F [--image-size S | --dynamic-size]
                         [--batch N | --dynamic-batch] [--logits] [--opset 17]
         xception export --weights W [--model M] --h5 F.h5 | --safetensors F.safetensors
@@ -36,7 +36,7 @@ static class ExportCommand
 
     /// <summary>What the command line asked for; parsing is kept to <see cref="Parse"/>.</summary>
     internal sealed record ExportArgs(
-        string Weights, string Model, Pooling? Pooling, string? Onnx, string? H5, string? SafeTensors,
+        string Weights, string Model, GlobalPooling? Pooling, string? Onnx, string? H5, string? SafeTensors,
         int? ImageSize, bool DynamicSize, int? Batch, bool Logits, int Opset);
 
     static int Run(Args a)
@@ -88,12 +88,12 @@ static class ExportCommand
     {
         var weights = a.String("weights") ?? throw new UsageException("export needs --weights W (a Keras .h5 file or a checkpoint)");
         var model = ModelOption.Read(a, ModelPresets.Xception);
-        Pooling? pooling = a.String("pooling")?.ToLowerInvariant() switch
+        GlobalPooling? pooling = a.String("pooling")?.ToLowerInvariant() switch
         {
             null => null,
-            "avg" => Pooling.Avg,
-            "max" => Pooling.Max,
-            "none" => Pooling.None,
+            "avg" => GlobalPooling.Avg,
+            "max" => GlobalPooling.Max,
+            "none" => GlobalPooling.None,
             var p => throw new UsageException($"--pooling must be avg, max or none, got '{p}'"),
         };
         var (onnx, h5, st) = (a.String("onnx"), a.String("h5"), a.String("safetensors"));

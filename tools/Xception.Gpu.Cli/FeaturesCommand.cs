@@ -5,13 +5,13 @@ using System.Text.Json;
 using Xception.Gpu.Imaging;
 using Xception.Gpu.Inference;
 using Xception.Gpu.IO;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 
 namespace Xception.Gpu.Cli;
 
 static class FeaturesCommand
 {
-    public static CliCommand Declare() => new("features", "image embeddings (pooled block14, 2048 values) for transfer learning", Run, """
+    public static CliCommand Definition => new("features", "image embeddings (pooled block14, 2048 values) for transfer learning", Run, """
         xception features --weights W [--pooling avg|max] [--image-size S] [--device D] [--batch N]
                           [--resize bilinear|nearest] [--format npy|csv|jsonl] IMAGE... --output F
         xception features --weights W [--pooling avg|max] [--device D] [--batch N]
@@ -57,8 +57,8 @@ static class FeaturesCommand
         int batch = a.Int("batch", 16, 1, 4096);
         var pooling = a.String("pooling", "avg").ToLowerInvariant() switch
         {
-            "avg" => Pooling.Avg,
-            "max" => Pooling.Max,
+            "avg" => GlobalPooling.Avg,
+            "max" => GlobalPooling.Max,
             var p => throw new UsageException($"--pooling must be avg or max, got '{p}'"),
         };
         var format = a.String("format")?.ToLowerInvariant() switch
@@ -112,7 +112,7 @@ static class FeaturesCommand
         return failed > 0 ? 1 : 0;
     }
 
-    static int Arrays(Args a, string weights, string input, string output, Pooling pooling, Format format, int batch)
+    static int Arrays(Args a, string weights, string input, string output, GlobalPooling pooling, Format format, int batch)
     {
         if (a.Positional.Count > 0) throw new UsageException($"give either image files or --input, not both ('{a.Positional[0]}')");
         if (a.String("resize") is not null) throw new UsageException("--resize goes with image files; --input is already resized");

@@ -9,7 +9,7 @@ namespace Xception.Gpu.Cli;
 /// </summary>
 static class KernelsCommand
 {
-    public static CliCommand Declare() => new("kernels", "the GPU kernels' registers, shared memory, spills and occupancy (ptxas, no GPU)", Run, """
+    public static CliCommand Definition => new("kernels", "the GPU kernels' registers, shared memory, spills and occupancy (ptxas, no GPU)", Run, """
         Lists every GPU kernel with the group size its op launches it with. With NVIDIA's ptxas (the file
         XCEPTION_PTXAS names, else ptxas on PATH) it adds what ptxas reports for the architecture: registers
         per thread, static shared memory per group, spilled bytes (stores + loads), and the occupancy that

@@ -2,13 +2,13 @@ using System.Diagnostics;
 using Xception.Gpu.Imaging;
 using Xception.Gpu.Inference;
 using Xception.Gpu.IO;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 
 namespace Xception.Gpu.Cli;
 
 static class PredictCommand
 {
-    public static CliCommand Declare() => new("predict", "classify images, or run a preprocessed .npy array, with Keras weights", Run, """
+    public static CliCommand Definition => new("predict", "classify images, or run a preprocessed .npy array, with Keras weights", Run, """
         xception predict --weights W [--device D] [--top 5] [--image-size S] [--resize bilinear|nearest] [--batch N] IMAGE...
         xception predict --weights W --input X.npy --output Y.npy [--logits] [--classes C] [--image-size S] [--device D] [--batch N]
 

@@ -13,19 +13,19 @@ namespace Xception.Gpu.Cli
         /// <summary>The commands, in the order 'xception --help' lists them. A new command is one line here (see CommandLine.cs).</summary>
         static IEnumerable<CliCommand> Commands() =>
         [
-            DevicesCommand.Declare(),
-            BenchCommand.Declare(),
-            SummaryCommand.Declare(),
-            PredictCommand.Declare(),
-            FeaturesCommand.Declare(),
-            ExplainCommand.Declare(),
-            TrainCommand.Declare(),
-            EvalCommand.Declare(),
-            StudyCommand.Declare(),
-            ExportCommand.Declare(),
-            Serving.ServeCommand.Declare(),
-            Serving.ServeBenchCommand.Declare(),
-            KernelsCommand.Declare(),
+            DevicesCommand.Definition,
+            BenchCommand.Definition,
+            SummaryCommand.Definition,
+            PredictCommand.Definition,
+            FeaturesCommand.Definition,
+            ExplainCommand.Definition,
+            TrainCommand.Definition,
+            EvalCommand.Definition,
+            StudyCommand.Definition,
+            ExportCommand.Definition,
+            Serving.ServeCommand.Definition,
+            Serving.ServeBenchCommand.Definition,
+            KernelsCommand.Definition,
         ];
 
         const string Details = """

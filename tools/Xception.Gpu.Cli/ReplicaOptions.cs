@@ -10,7 +10,7 @@ namespace Xception.Gpu.Cli;
 sealed class ReplicaOptions : IDisposable
 {
     /// <summary>The options, for the commands that place a run on devices (train, bench).</summary>
-    public static IEnumerable<Option> Declare() =>
+    public static IEnumerable<Option> Group =>
     [
         DeviceOption(),
         Value("devices", "L", "data parallelism: one replica per device, e.g. cpu:0,cpu:1, cuda:0,cuda:1, or a count: " +

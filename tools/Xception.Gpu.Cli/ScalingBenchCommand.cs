@@ -1,5 +1,5 @@
 using Xception.Gpu.Diagnostics;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 using Xception.Gpu.Parallel;
 
 namespace Xception.Gpu.Cli;

@@ -5,7 +5,7 @@ namespace Xception.Gpu.Cli;
 /// <summary>--lr, --momentum and --weight-decay: declared once, read with the same ranges by train and study.</summary>
 static class SgdOptions
 {
-    public static IEnumerable<Option> Declare() =>
+    public static IEnumerable<Option> Group =>
     [
         Value("lr", "L", "base learning rate (default 0.05)"),
         Value("momentum", "M", "SGD momentum (default 0.9)"),

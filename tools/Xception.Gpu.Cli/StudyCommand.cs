@@ -1,4 +1,4 @@
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 using Xception.Gpu.Studies;
 
 namespace Xception.Gpu.Cli;
@@ -10,7 +10,7 @@ namespace Xception.Gpu.Cli;
 /// </summary>
 static class StudyCommand
 {
-    public static CliCommand Declare() => new("study", "the paper's experiments: residual, activation or segments variants trained side by side", Run, """
+    public static CliCommand Definition => new("study", "the paper's experiments: residual, activation or segments variants trained side by side", Run, """
         xception study residual|activation|segments [options]
 
         Trains every variant of a study on the same data, in the same order, from the same seeds (only the
@@ -45,7 +45,7 @@ static class StudyCommand
         Value("eval-every", "N", "evaluate and checkpoint every N steps (default 100)"),
         Value("seeds", "K", "runs per variant, seeds 0 to K-1 (default 1): initial weights and data order"),
         Value("batch", "B", "images per step (default 32)"),
-        SgdOptions.Declare(),
+        SgdOptions.Group,
         Choice("lr-schedule", ["cosine", "constant"], "the learning rate over the run (default cosine, to 0)"),
         Value("out", "DIR", "the study's folder (default runs/study-<study>-<time>); give the same DIR again to continue a study"),
         DeviceOption(),

@@ -1,16 +1,16 @@
 using System.CommandLine;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 
 namespace Xception.Gpu.Cli;
 
 static class SummaryCommand
 {
-    public static CliCommand Declare() => new("summary", "print the model as Keras' model.summary() does", Run, """
+    public static CliCommand Definition => new("summary", "print the model as Keras' model.summary() does", Run, """
         Prints the Xception graph as Keras' model.summary() does: each layer with its output shape,
         parameter count and inputs, then the totals. Defaults are Keras' (1000 classes, 299 x 299).
         """)
     {
-        ModelOptions.Declare(),
+        ModelOptions.Group,
     };
 
     static int Run(Args a)
@@ -24,7 +24,7 @@ static class SummaryCommand
 /// <summary>The model-shape options of summary.</summary>
 static class ModelOptions
 {
-    public static IEnumerable<Option> Declare() =>
+    public static IEnumerable<Option> Group =>
     [
         Value("classes", "C", "classifier outputs (default 1000)"),
         Value("image-size", "S", "input size S x S (default 299, at least 71)"),
@@ -51,7 +51,7 @@ static class ModelOptions
         if (a.String("pooling") is { } p)
             c = c with { Pooling = p.ToLowerInvariant() switch
             {
-                "avg" => Pooling.Avg, "max" => Pooling.Max, "none" => Pooling.None,
+                "avg" => GlobalPooling.Avg, "max" => GlobalPooling.Max, "none" => GlobalPooling.None,
                 _ => throw new UsageException($"--pooling must be avg, max or none, got '{p}'"),
             } };
         if (a.String("separable-activation") is { } s)

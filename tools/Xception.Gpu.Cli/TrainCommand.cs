@@ -1,7 +1,7 @@
 using Xception.Gpu.Imaging;
 using Xception.Gpu.Data;
 using Xception.Gpu.IO;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 using Xception.Gpu.Parallel;
 using Xception.Gpu.Training;
 
@@ -9,7 +9,7 @@ namespace Xception.Gpu.Cli;
 
 static class TrainCommand
 {
-    public static CliCommand Declare() => new("train", "train a model (no options: xception-mini on built-in synthetic images)", Run, """
+    public static CliCommand Definition => new("train", "train a model (no options: xception-mini on built-in synthetic images)", Run, """
         Trains Xception on a data set. With no options: the small model (xception-mini) on the built-in
         synthetic images, on the best device, for 3 epochs; prints each epoch's validation accuracy.
         The options come in four groups: data and model, optimization, output, devices. A --recipe sets the
@@ -42,7 +42,7 @@ static class TrainCommand
         Value("batch", "B", "images per step, over all replicas (default 32)"),
         Value("seed", "S", "seed of the initial weights, the split, the order and the augmentation (default 0)"),
         Choice("optimizer", ["sgd", "rmsprop"], "sgd (default) or rmsprop"),
-        SgdOptions.Declare(),
+        SgdOptions.Group,
         Flag("nesterov", "Nesterov momentum"),
         Value("rho", "R", "RMSprop decay (default 0.9)"),
         Value("epsilon", "E", "RMSprop epsilon (default 1e-7)"),
@@ -66,7 +66,7 @@ static class TrainCommand
         Value("plot", "F", "loss and accuracy curves, PNG (default <dir>/curves.png)"),
         Value("verify-every", "N", "with several replicas: check every N steps that they hold identical weights (default 100)"),
         // devices
-        ReplicaOptions.Declare(),
+        ReplicaOptions.Group,
     };
 
     /// <summary>The no-option run: 2,500 synthetic images (2,250 to train), 3 epochs: under 5 minutes on 2 CPU cores.</summary>

@@ -11,7 +11,7 @@ namespace Xception.Gpu.Cli.Serving;
 /// </summary>
 static class ServeBenchCommand
 {
-    public static CliCommand Declare() => new("serve-bench", "load-test a running 'xception serve' on this machine: throughput and latency at several concurrencies", Run, """
+    public static CliCommand Definition => new("serve-bench", "load-test a running 'xception serve' on this machine: throughput and latency at several concurrencies", Run, """
         xception serve-bench [--url http://127.0.0.1:8080] [--model xception] [--image FILE] [--concurrency 1,2,4,8,16]
                              [--requests 64] [--time-cap-s 120] [--api-key K] [--csv FILE --label TEXT]
         xception serve-bench --plot OUT.png A.csv B.csv ...

@@ -6,7 +6,7 @@ namespace Xception.Gpu.Cli.Serving;
 
 static class ServeCommand
 {
-    public static CliCommand Declare() => new("serve", "serve the model over HTTP: the v2 inference protocol, /predictions, Grad-CAM, metrics and a web page", Run, """
+    public static CliCommand Definition => new("serve", "serve the model over HTTP: the v2 inference protocol, /predictions, Grad-CAM, metrics and a web page", Run, """
         xception serve --weights W [--device D] [--image-size S] [--urls http://127.0.0.1:8080] [--model-name xception]
                        [--max-batch-size 8] [--max-queue-delay-us 0] [--max-queue-size 64] [--queue-timeout-ms T]
                        [--api-key K] [--no-features] [--overload-status 503|429] [--max-body-mb 32] [--drain-timeout-s 30]

@@ -1,9 +1,10 @@
 using Xception.Gpu.Graph;
 using Xception.Gpu.Graph.Layers;
 using Xception.Gpu.Ops;
+using Xception.Gpu.Tests.Architecture;
 using Xunit;
 
-namespace Xception.Gpu.Tests.Models;
+namespace Xception.Gpu.Tests.Graph;
 
 /// <summary>
 /// The executor's backward pass through a small graph with every layer kind and a residual fork, checked
@@ -86,7 +87,7 @@ public class GraphBackwardTests
     public void InferenceRecyclesMemory()
     {
         var d = Backends.Get(Backends.Cpu);
-        using var m = Gpu.Models.XceptionBuilder.Build(new Gpu.Models.XceptionConfig { ImageSize = 71, Classes = 5 });
+        using var m = Gpu.Architecture.XceptionBuilder.Build(new Gpu.Architecture.XceptionConfig { ImageSize = 71, Classes = 5 });
         m.Bind(d);
         using var tx = Tensor.Zeros(d, 2, 71, 71, 3);
         var infer = m.Executor(2, false);

@@ -1,6 +1,6 @@
 using Xception.Gpu.Graph;
 
-namespace Xception.Gpu.Tests.Models;
+namespace Xception.Gpu.Tests.Architecture;
 
 static class ModelFixtures
 {

@@ -3,13 +3,13 @@ using Xception.Gpu.Graph;
 namespace Xception.Gpu.Training;
 
 /// <summary>Training of one bound model on its own device: the one-replica case of <see cref="ITrainingReplicas"/>.</summary>
-public sealed class OneDevice : ITrainingReplicas, IDisposable
+public sealed class SingleReplica : ITrainingReplicas, IDisposable
 {
     readonly ReplicaStep replica;
 
     /// <param name="bound">a model bound to its device (not disposed with this object)</param>
     /// <param name="optimizer">the optimizer to run; its state starts at zero</param>
-    public OneDevice(Model bound, OptimizerSettings optimizer)
+    public SingleReplica(Model bound, OptimizerSettings optimizer)
     {
         if (bound.Device is null) throw new InvalidOperationException("bind the model to a device before training");
         replica = new ReplicaStep(bound);

@@ -1,7 +1,7 @@
 using NetArchTest.Rules;
 using Xunit;
 
-namespace Xception.Gpu.Tests.Architecture;
+namespace Xception.Gpu.Tests.Layering;
 
 /// <summary>
 /// The library's folders form layers, each using only those below it (README, "Architecture"). The check reads
@@ -12,7 +12,7 @@ public class LayeringTests
 {
     /// <summary>Bottom to top. The kernels are their own assembly, below all of these.</summary>
     public static readonly string[] Layers =
-        ["Runtime", "Ops", "Graph", "Models", "IO", "Imaging", "Data", "Training", "Parallel", "Studies", "Inference", "Serving", "Diagnostics"];
+        ["Runtime", "Ops", "Graph", "Architecture", "IO", "Imaging", "Data", "Training", "Parallel", "Studies", "Inference", "Serving", "Diagnostics"];
 
     public static TheoryData<string> Each => new(Layers);
 

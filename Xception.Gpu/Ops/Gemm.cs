@@ -13,16 +13,16 @@ namespace Xception.Gpu.Ops;
 /// On the CPU accelerator it runs <see cref="GemmCpuKernels"/>: B packed into panels, SIMD register tiles,
 /// one launch index per core.
 /// </summary>
-public sealed class MatMul
+public sealed class Gemm
 {
-    const string Name = "matmul";
+    const string Name = "gemm";
     readonly Device d;
     readonly Action<KernelConfig, ArrayView<float>, int, int, ArrayView<float>, int, int, int, int, int, int, float, ArrayView<float>>? kernel;
 
     readonly Action<KernelConfig, ArrayView<float>, int, int, GemmCpuPlan, ArrayView<float>>? packB;
     readonly Action<KernelConfig, ArrayView<float>, int, int, ArrayView<float>, ArrayView<float>, GemmCpuPlan, float, ArrayView<float>>? multiply;
 
-    MatMul(Device d)
+    Gemm(Device d)
     {
         this.d = d;
         if (d.UsesGpuKernels)
@@ -34,7 +34,7 @@ public sealed class MatMul
         }
     }
 
-    public static MatMul On(Device d) => d.Op(x => new MatMul(x));
+    public static Gemm On(Device d) => d.Op(x => new Gemm(x));
 
     /// <summary>
     /// A is [M, K] ([K, M] when <paramref name="transA"/>), B is [K, N] ([N, K] when

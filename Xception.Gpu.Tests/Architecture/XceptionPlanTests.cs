@@ -1,9 +1,9 @@
 using Xception.Gpu.Graph;
 using Xception.Gpu.Graph.Layers;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 using Xunit;
 
-namespace Xception.Gpu.Tests.Models;
+namespace Xception.Gpu.Tests.Architecture;
 
 /// <summary>
 /// The topology is written once (<see cref="XceptionPlan"/>): what the configuration's checks derive from it
@@ -95,7 +95,7 @@ public class XceptionPlanTests
         Assert.Equal(new[] { 128, 128, 256, 256, 728, 728 }, p.Entry.SelectMany(b => b.Widths));
         Assert.Equal(Enumerable.Range(5, 8).Select(i => $"block{i}"), p.Middle.Select(b => b.Name));
         Assert.All(p.Middle, b => Assert.Equal(new[] { 728, 728, 728 }, b.Widths));
-        Assert.Equal(new[] { ("block13", BlockKind.Pooling), ("block14", BlockKind.Final) }, p.Exit.Select(b => (b.Name, b.Kind)));
+        Assert.Equal(new[] { ("block13", BlockKind.Downsampling), ("block14", BlockKind.Final) }, p.Exit.Select(b => (b.Name, b.Kind)));
         Assert.Equal(new[] { 728, 1024, 1536, 2048 }, p.Exit.SelectMany(b => b.Widths));
         Assert.Equal(2048, p.Features);
     }

@@ -1,4 +1,4 @@
-namespace Xception.Gpu.Models;
+namespace Xception.Gpu.Architecture;
 
 /// <summary>
 /// The named models a user picks: <c>xception</c> (Keras' Xception, 299 x 299 RGB by default) and

@@ -1,7 +1,7 @@
 using Xception.Gpu.Graph;
 using Xception.Gpu.Graph.Layers;
 
-namespace Xception.Gpu.Models;
+namespace Xception.Gpu.Architecture;
 
 /// <summary>
 /// The work of a forward pass, counted from the layer shapes: multiply-adds per image of the convolutions and

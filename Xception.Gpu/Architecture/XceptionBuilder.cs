@@ -2,7 +2,7 @@ using Xception.Gpu.Graph;
 using Xception.Gpu.Graph.Layers;
 using Xception.Gpu.Ops;
 
-namespace Xception.Gpu.Models;
+namespace Xception.Gpu.Architecture;
 
 /// <summary>
 /// Builds Xception as Figure 5 of the paper draws it (entry, middle, exit flow) with Keras' layer names.
@@ -49,14 +49,14 @@ public sealed class XceptionBuilder
             if (c.Dropout > 0) x = Then(new DropoutLayer("dropout", x, c.Dropout));
             Then(new DenseLayer("predictions", x, c.Classes));
         }
-        else if (c.Pooling == Pooling.Avg) Then(new GlobalPoolLayer("avg_pool", x, max: false));
-        else if (c.Pooling == Pooling.Max) Then(new GlobalPoolLayer("max_pool", x, max: true));
+        else if (c.Pooling == GlobalPooling.Avg) Then(new GlobalPoolLayer("avg_pool", x, max: false));
+        else if (c.Pooling == GlobalPooling.Max) Then(new GlobalPoolLayer("max_pool", x, max: true));
         return layers;
     }
 
     Layer Block(Layer x, XceptionBlock b) => b.Kind switch
     {
-        BlockKind.Pooling => PoolingBlock(x, b),
+        BlockKind.Downsampling => DownsamplingBlock(x, b),
         BlockKind.Middle => MiddleBlock(x, b),
         BlockKind.Final => FinalBlock(x, b),
         _ => throw new ArgumentOutOfRangeException(nameof(b), b.Kind, "not a block of Figure 5"),
@@ -66,7 +66,7 @@ public sealed class XceptionBuilder
     /// Blocks 2-4 and 13: [ReLU] SepConv(w1) BN ReLU SepConv(w2) BN MaxPool, plus a strided 1x1 shortcut to w2.
     /// The shortcut is created first, as Keras does, so the layer order (and the shortcuts' numbers) are Keras'.
     /// </summary>
-    Layer PoolingBlock(Layer x, XceptionBlock b)
+    Layer DownsamplingBlock(Layer x, XceptionBlock b)
     {
         var shortcut = Shortcut(x, b.Widths[1]);
         var y = b.ReluFirst ? ReluSepBn(x, $"{b.Name}_sepconv1", b.Widths[0]) : SepBn(x, $"{b.Name}_sepconv1", b.Widths[0]);

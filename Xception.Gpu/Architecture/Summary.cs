@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text;
 using Xception.Gpu.Graph;
 
-namespace Xception.Gpu.Models;
+namespace Xception.Gpu.Architecture;
 
 /// <summary>A Keras-style summary: one row per layer (name, type, output shape, parameters, inputs) and the totals.</summary>
 public static class Summary

@@ -2,10 +2,10 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Xception.Gpu.Ops;
 
-namespace Xception.Gpu.Models;
+namespace Xception.Gpu.Architecture;
 
 /// <summary>Pooling after the exit flow when the classifier is left out (Keras' <c>pooling</c> argument).</summary>
-public enum Pooling { None, Avg, Max }
+public enum GlobalPooling { None, Avg, Max }
 
 /// <summary>
 /// Everything that defines an Xception graph, with Keras' defaults. Immutable; <see cref="Validate"/>
@@ -26,7 +26,7 @@ public sealed record XceptionConfig
     public bool IncludeTop { get; init; } = true;
 
     /// <summary>Pooling when <see cref="IncludeTop"/> is false.</summary>
-    public Pooling Pooling { get; init; } = Pooling.None;
+    public GlobalPooling Pooling { get; init; } = GlobalPooling.None;
 
     /// <summary>Residual blocks in the middle flow (8 in the paper).</summary>
     public int MiddleBlocks { get; init; } = 8;
@@ -91,7 +91,7 @@ public sealed record XceptionConfig
         {
             if (!ok) throw new ModelConfigException($"invalid Xception configuration: {message}");
         }
-        Check(Enum.IsDefined(Pooling), $"pooling must be one of {string.Join(", ", Enum.GetNames<Pooling>())}, got {(int)Pooling}");
+        Check(Enum.IsDefined(Pooling), $"pooling must be one of {string.Join(", ", Enum.GetNames<GlobalPooling>())}, got {(int)Pooling}");
         Check(Enum.IsDefined(SeparableActivation), $"separable activation must be one of {string.Join(", ", Enum.GetNames<ActivationKind>())}, got {(int)SeparableActivation}");
         Check(Classes >= 1, $"classes must be at least 1, got {Classes}");
         Check(Width is > 0 and <= 4, $"width multiplier must be in (0, 4], got {Width}");

@@ -1,6 +1,6 @@
 using Xception.Gpu.Ops;
 
-namespace Xception.Gpu.Models;
+namespace Xception.Gpu.Architecture;
 
 /// <summary>The three block shapes of Figure 5.</summary>
 public enum BlockKind
@@ -9,7 +9,7 @@ public enum BlockKind
     /// Blocks 2-4 and the exit flow's first: [ReLU] SepConv BN ReLU SepConv BN, a 3x3 stride-2 max pool,
     /// plus a strided 1x1 convolution to the second width as the shortcut.
     /// </summary>
-    Pooling,
+    Downsampling,
 
     /// <summary>The middle flow's: three [ReLU SepConv BN] added to the block's input.</summary>
     Middle,
@@ -40,7 +40,7 @@ public sealed record StemConv(string Name, int Filters, int Stride)
 /// </param>
 public sealed record XceptionBlock(string Name, BlockKind Kind, IReadOnlyList<int> Widths, bool ReluFirst = true)
 {
-    /// <summary>Window of the max pool that closes a <see cref="BlockKind.Pooling"/> block.</summary>
+    /// <summary>Window of the max pool that closes a <see cref="BlockKind.Downsampling"/> block.</summary>
     public const int Pool = 3;
 
     /// <summary>
@@ -99,13 +99,13 @@ public sealed class XceptionPlan
     {
         int W(int baseWidth) => c.Channels(baseWidth);
         int m = Math.Max(0, c.MiddleBlocks);
-        XceptionBlock Pooling(string name, int first, int second, bool reluFirst = true) =>
-            new(name, BlockKind.Pooling, [W(first), W(second)], reluFirst);
+        XceptionBlock Downsampling(string name, int first, int second, bool reluFirst = true) =>
+            new(name, BlockKind.Downsampling, [W(first), W(second)], reluFirst);
         return new XceptionPlan(
             stem: [new("block1_conv1", W(32), c.EntryStride), new("block1_conv2", W(64), 1)],
-            entry: [Pooling("block2", 128, 128, reluFirst: false), Pooling("block3", 256, 256), Pooling("block4", 728, 728)],
+            entry: [Downsampling("block2", 128, 128, reluFirst: false), Downsampling("block3", 256, 256), Downsampling("block4", 728, 728)],
             middleBlocks: m, middleBlock: i => new($"block{5 + i}", BlockKind.Middle, [W(728), W(728), W(728)]),
-            exit: [Pooling($"block{5 + m}", 728, 1024), new($"block{6 + m}", BlockKind.Final, [W(1536), W(2048)])]);
+            exit: [Downsampling($"block{5 + m}", 728, 1024), new($"block{6 + m}", BlockKind.Final, [W(1536), W(2048)])]);
     }
 
     /// <summary>
@@ -123,7 +123,7 @@ public sealed class XceptionPlan
             s = AxisGeometry.Of(conv.Name, s, conv.Kernel, conv.Stride, conv.Padding).Out;
         }
         // Not through the middle flow: it keeps the size, and an unchecked configuration may have any number of blocks.
-        foreach (var b in Entry.Concat(Exit).Where(b => b.Kind == BlockKind.Pooling))
+        foreach (var b in Entry.Concat(Exit).Where(b => b.Kind == BlockKind.Downsampling))
             s = AxisGeometry.Of(b.Name, s, XceptionBlock.Pool, XceptionBlock.PoolStride, XceptionBlock.PoolPadding).Out;
         return s;
     }

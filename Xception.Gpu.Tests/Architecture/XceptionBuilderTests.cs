@@ -1,11 +1,11 @@
 using Xception.Gpu.Graph;
-using Xception.Gpu.Models;
+using Xception.Gpu.Architecture;
 using Xception.Gpu.Ops;
 using Xunit;
 
-namespace Xception.Gpu.Tests.Models;
+namespace Xception.Gpu.Tests.Architecture;
 
-public class XceptionModelTests
+public class XceptionBuilderTests
 {
     [Fact]
     public void ParameterCountsAreKeras()
@@ -14,7 +14,7 @@ public class XceptionModelTests
         Assert.Equal(22_910_480, m.TotalParams);
         Assert.Equal(22_855_952, m.TrainableParams);
         Assert.Equal(54_528, m.TotalParams - m.TrainableParams);
-        using var notop = XceptionBuilder.Build(new XceptionConfig { IncludeTop = false, Pooling = Pooling.Avg });
+        using var notop = XceptionBuilder.Build(new XceptionConfig { IncludeTop = false, Pooling = GlobalPooling.Avg });
         Assert.Equal(20_861_480, notop.TotalParams); // Keras' Xception(include_top=False)
         var text = Summary.Render(m);
         Assert.Contains("Total params: 22,910,480", text);
@@ -33,7 +33,7 @@ public class XceptionModelTests
         Assert.Equal(new[] { exit, exit, 2048 }, m["block14_sepconv2_act"].OutputShape);
         Assert.Equal(new[] { 17 }, m.Output.OutputShape);
         Assert.Equal("predictions", m.Output.Name);
-        using var pooled = XceptionBuilder.Build(new XceptionConfig { ImageSize = size, IncludeTop = false, Pooling = Pooling.Max });
+        using var pooled = XceptionBuilder.Build(new XceptionConfig { ImageSize = size, IncludeTop = false, Pooling = GlobalPooling.Max });
         Assert.Equal(new[] { 2048 }, pooled.Output.OutputShape);
         using var none = XceptionBuilder.Build(new XceptionConfig { ImageSize = size, IncludeTop = false });
         Assert.Equal(new[] { exit, exit, 2048 }, none.Output.OutputShape);
@@ -65,7 +65,7 @@ public class XceptionModelTests
         using var seg = XceptionBuilder.Build(new XceptionConfig { Segments = 8 });
         int[] inputs = [64, 128, 128, 256, 256, 728, .. Enumerable.Repeat(728, 24), 728, 728, 1024, 1536];
         Assert.Equal(inputs.Sum(c => 9L * c * c / 8),
-            seg.Layers.OfType<Graph.Layers.SeparableConv2DLayer>().Sum(l => (long)l.Parameters[0].Length));
+            seg.Layers.OfType<Gpu.Graph.Layers.SeparableConv2DLayer>().Sum(l => (long)l.Parameters[0].Length));
         Assert.Equal("spatial_kernel", seg["block3_sepconv1"].Parameters[0].Name);
         using var shallow = XceptionBuilder.Build(new XceptionConfig { MiddleBlocks = 0 });
         Assert.Equal("block5_sepconv1", shallow.Layers.First(l => l.Name.EndsWith("_sepconv1") && l.Name != "block2_sepconv1" && l.Name != "block3_sepconv1" && l.Name != "block4_sepconv1").Name);
