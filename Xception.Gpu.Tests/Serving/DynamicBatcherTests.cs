@@ -101,12 +101,12 @@ public class DynamicBatcherTests
         using var model = Mini();
         using var batcher = new DynamicBatcher(model, new BatchingOptions { MaxBatchSize = 2 });
         Assert.Contains("1 to 2 images", (await Assert.ThrowsAsync<BadRequestException>(() => batcher.InferAsync(Images(3, 1), 3))).Message);
-        Assert.Contains("are not 1 images of 32x32x3", (await Assert.ThrowsAsync<BadRequestException>(() => batcher.InferAsync(new float[7], 1))).Message);
+        Assert.Contains("input of 7 values does not hold 1 32x32x3 images", (await Assert.ThrowsAsync<BadRequestException>(() => batcher.InferAsync(new float[7], 1))).Message);
         var nan = Images(1, 1);
         nan[5] = float.NaN;
-        Assert.Contains("value 5 (image 0) is NaN", (await Assert.ThrowsAsync<BadRequestException>(() => batcher.InferAsync(nan, 1))).Message);
+        Assert.Contains("input value 5 (image 0) is NaN", (await Assert.ThrowsAsync<BadRequestException>(() => batcher.InferAsync(nan, 1))).Message);
         Assert.Contains("class 10 is out of range", (await Assert.ThrowsAsync<BadRequestException>(() => batcher.ExplainAsync(Images(1, 1), 10))).Message);
-        Assert.Contains("no explainable layer 'x'", (await Assert.ThrowsAsync<BadRequestException>(() => batcher.ExplainAsync(Images(1, 1), null, "x"))).Message);
+        Assert.Contains("this model has no layer 'x'; explainable layers are", (await Assert.ThrowsAsync<BadRequestException>(() => batcher.ExplainAsync(Images(1, 1), null, "x"))).Message);
         Assert.Contains("max batch size is 0", Assert.Throws<ArgumentOutOfRangeException>(() => new BatchingOptions { MaxBatchSize = 0 }.Validate()).Message);
         Assert.Equal(0, batcher.Stats.Pending);
     }

@@ -219,7 +219,7 @@ public class ProtocolTests
         await Expect(400, "empty (0 bytes)", host.PostBytes("/predictions/xception", []));
         await Expect(400, "'top' must be a whole number from 1 to 10, got '11'", host.PostBytes("/predictions/xception?top=11", Png()));
         await Expect(400, "'class' must be a whole number from 0 to 9, got '-1'", host.PostBytes("/explanations/xception?class=-1", Png()));
-        await Expect(400, "no explainable layer 'predictions'", host.PostBytes("/explanations/xception?layer=predictions", Png()));
+        await Expect(400, "Grad-CAM needs a layer with a height x width x channels output, not 'predictions'", host.PostBytes("/explanations/xception?layer=predictions", Png()));
         await Expect(400, "not valid JSON", c.PostAsync("/v2/models/xception/infer", Json("{\"inputs\": [")));
         await Expect(400, "not valid JSON (at most 16 levels deep)", c.PostAsync("/v2/models/xception/infer", Json(new string('[', 40) + new string(']', 40))));
         await Expect(400, "\"inputs\" must be an array of one tensor", c.PostAsync("/v2/models/xception/infer", Json("{}")));

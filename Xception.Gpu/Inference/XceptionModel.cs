@@ -133,8 +133,12 @@ public sealed class XceptionModel : IDisposable
         return calls.Run(new InferenceRequest(input.ToArray(), count, batch, softmax));
     }
 
-    /// <summary>Refuses input that is not <paramref name="count"/> whole images of finite values, or a batch below 1.</summary>
-    void CheckInput(ReadOnlySpan<float> input, int count, int batch)
+    /// <summary>
+    /// Refuses input that is not <paramref name="count"/> whole images of finite values (a <see cref="ShapeException"/>
+    /// or an <see cref="InferenceInputException"/>); what every call taking preprocessed input checks first, public so
+    /// that a caller queueing input for later (a server) can refuse it at once with the same message.
+    /// </summary>
+    public void CheckInput(ReadOnlySpan<float> input, int count)
     {
         int per = ImageSize * ImageSize * Config.InputChannels;
         string expected = $"{ImageSize}x{ImageSize}x{Config.InputChannels} images ({per} values each)";
@@ -142,10 +146,29 @@ public sealed class XceptionModel : IDisposable
             throw new ShapeException("xception", $"the image count must be at least 1, got {count}; expected {expected}");
         if (input.Length != (long)count * per)
             throw new ShapeException("xception", $"input of {input.Length} values does not hold {count} {expected}: {(long)count * per} values expected");
-        if (batch < 1) throw new InferenceInputException($"the batch size must be at least 1, got {batch}");
         for (int i = 0; i < input.Length; i++)
             if (!float.IsFinite(input[i]))
                 throw new InferenceInputException($"input value {i} (image {i / per}) is {input[i]}: the model takes finite values (Keras' 'tf' preprocessing gives -1..1)");
+    }
+
+    void CheckInput(ReadOnlySpan<float> input, int count, int batch)
+    {
+        CheckInput(input, count);
+        if (batch < 1) throw new InferenceInputException($"the batch size must be at least 1, got {batch}");
+    }
+
+    /// <summary>
+    /// Refuses what <see cref="Explain(ReadOnlySpan{float}, int, int?, string?, int)"/> cannot explain (an
+    /// <see cref="InferenceInputException"/>): a model without a classifier, a class it does not have, a layer without
+    /// a spatial output. Public for the same reason as <see cref="CheckInput(ReadOnlySpan{float}, int)"/>.
+    /// </summary>
+    public void CheckExplain(int? classIndex, string? layer)
+    {
+        if (!Config.IncludeTop) throw new InferenceInputException("this model has no classifier (include_top is off): Grad-CAM explains a class's logit");
+        gradCam.Layer(layer);
+        int classes = Config.Classes;
+        if (classIndex is { } k && (k < 0 || k >= classes))
+            throw new InferenceInputException($"class {k} is out of range: this model has {classes} classes (0..{classes - 1})");
     }
 
     /// <summary>
@@ -276,12 +299,9 @@ public sealed class XceptionModel : IDisposable
     public IReadOnlyList<Explanation> Explain(ReadOnlySpan<float> input, int count, int? classIndex = null,
         string? layer = null, int batch = 8)
     {
-        if (!Config.IncludeTop) throw new InferenceInputException("this model has no classifier (include_top is off): Grad-CAM explains a class's logit");
+        CheckExplain(classIndex, layer);
         CheckInput(input, count, batch);
         var target = gradCam.Layer(layer);
-        int classes = Config.Classes;
-        if (classIndex is { } k && (k < 0 || k >= classes))
-            throw new InferenceInputException($"class {k} is out of range: this model has {classes} classes (0..{classes - 1})");
         var data = input.ToArray();
         return calls.Exclusive(() =>
         {

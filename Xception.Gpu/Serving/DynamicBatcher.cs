@@ -82,26 +82,25 @@ public sealed class DynamicBatcher : IDisposable
     /// </summary>
     public async Task<Explanation> ExplainAsync(float[] input, int? classIndex = null, string? layer = null, CancellationToken cancel = default)
     {
-        if (!model.Config.IncludeTop) throw new BadRequestException("this model has no classifier: Grad-CAM explains a class");
+        Refuse(() => model.CheckExplain(classIndex, layer));
         CheckImages(input, 1);
-        if (classIndex is { } k && (k < 0 || k >= model.Config.Classes))
-            throw new BadRequestException($"class {k} is out of range: the model has {model.Config.Classes} classes (0..{model.Config.Classes - 1})");
-        if (layer is not null && !model.ExplainableLayers.Contains(layer))
-            throw new BadRequestException($"the model has no explainable layer '{layer}'; the default is {model.DefaultExplainLayer}");
         return (Explanation)await Enqueue(new Work(input, 1, explain: true, classIndex, layer), cancel).ConfigureAwait(false);
     }
 
+    /// <summary>The model's own checks of a request (<see cref="XceptionModel.CheckInput(ReadOnlySpan{float}, int)"/>), before it is queued, and the max batch size.</summary>
     void CheckImages(float[] input, int count)
     {
         ArgumentNullException.ThrowIfNull(input);
-        string image = $"{model.ImageSize}x{model.ImageSize}x{model.Config.InputChannels}";
         if (count < 1 || count > Options.MaxBatchSize)
             throw new BadRequestException($"a request holds 1 to {Options.MaxBatchSize} images (the max batch size), got {count}");
-        if (input.Length != (long)count * per)
-            throw new BadRequestException($"{input.Length} values are not {count} images of {image} ({(long)count * per} values)");
-        for (int i = 0; i < input.Length; i++)
-            if (!float.IsFinite(input[i]))
-                throw new BadRequestException($"value {i} (image {i / per}) is {input[i]}: the model takes finite values (Keras' 'tf' preprocessing gives -1..1)");
+        Refuse(() => model.CheckInput(input, count));
+    }
+
+    /// <summary>The model's refusal of a request as the request's fault.</summary>
+    static void Refuse(Action check)
+    {
+        try { check(); }
+        catch (Exception e) when (e is ShapeException or InferenceInputException) { throw new BadRequestException(e.Message, e); }
     }
 
     Task<object> Enqueue(Work w, CancellationToken cancel)
