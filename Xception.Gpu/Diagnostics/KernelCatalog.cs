@@ -76,6 +76,11 @@ public static class KernelCatalog
         GridStride(typeof(ColumnSumKernels), nameof(ColumnSumKernels.Partials));
         // Gemm: the tiled kernel needs exactly its group size (it maps 256 threads onto a 128 x 64 tile).
         list.Add(new(Method(typeof(GemmKernels), nameof(GemmKernels.Tiled)), GemmKernels.GpuGroupSize, StaticSharedMemoryLimit, true));
+        // The tensor-core GEMM: 4 warps on a 64 x 64 tile; the rounding of operands for devices without tensor cores.
+        list.Add(new(Method(typeof(GemmTensorCoreKernels), nameof(GemmTensorCoreKernels.Tiled)), GemmTensorCoreKernels.GroupSize, StaticSharedMemoryLimit, true));
+        GridStride(typeof(RoundKernels), nameof(RoundKernels.Round));
+        // One warp's MMA on whole matrices: launched by the tests (one warp), and the plainest kernel holding each HMMA.
+        list.Add(new(Method(typeof(MmaKernels), nameof(MmaKernels.Tile)), 32, StaticSharedMemoryLimit, true));
         return list.OrderBy(e => e.Name, StringComparer.Ordinal).ToList();
     }
 

@@ -11,7 +11,9 @@ namespace Xception.Gpu.Ops;
 /// convolution (91% of Xception's multiply-adds) and of the dense layer. Picks register tiles on the CPU
 /// accelerator and shared-memory tiles on GPUs, and splits K when the output alone cannot fill the device.
 /// On the CPU accelerator it runs <see cref="GemmCpuKernels"/>: B packed into panels, SIMD register tiles,
-/// one launch index per core.
+/// one launch index per core. At <see cref="Precision.Tf32"/> or <see cref="Precision.Bf16"/> the device's tensor cores
+/// multiply (<see cref="GemmTensorCoreKernels"/>), or, where it has none, the operands are rounded to the format
+/// first and multiplied as at fp32.
 /// </summary>
 public sealed class Gemm
 {
@@ -19,14 +21,21 @@ public sealed class Gemm
     readonly Device d;
     readonly Action<KernelConfig, ArrayView<float>, int, int, ArrayView<float>, int, int, int, int, int, int, float, ArrayView<float>>? kernel;
 
+    readonly Action<KernelConfig, ArrayView<float>, int, int, ArrayView<float>, int, int, int, int, int, int, float, int, ArrayView<float>>? tensorCores;
+    readonly Action<KernelConfig, ArrayView<float>, int, int, ArrayView<float>> round;
     readonly Action<KernelConfig, ArrayView<float>, int, int, GemmCpuPlan, ArrayView<float>>? packB;
     readonly Action<KernelConfig, ArrayView<float>, int, int, ArrayView<float>, ArrayView<float>, GemmCpuPlan, float, ArrayView<float>>? multiply;
 
     Gemm(Device d)
     {
         this.d = d;
+        round = d.Load("gemm.round", a => a.LoadStreamKernel<ArrayView<float>, int, int, ArrayView<float>>(RoundKernels.Round));
         if (d.UsesGpuKernels)
+        {
             kernel = d.Load("gemm.tiled", a => a.LoadStreamKernel<ArrayView<float>, int, int, ArrayView<float>, int, int, int, int, int, int, float, ArrayView<float>>(GemmKernels.Tiled));
+            if (d.HasTensorCores)
+                tensorCores = d.Load("gemm.tensor_cores", a => a.LoadStreamKernel<ArrayView<float>, int, int, ArrayView<float>, int, int, int, int, int, int, float, int, ArrayView<float>>(GemmTensorCoreKernels.Tiled));
+        }
         else
         {
             packB = d.Load("gemm.cpu_simd.pack_b", a => a.LoadStreamKernel<ArrayView<float>, int, int, GemmCpuPlan, ArrayView<float>>(GemmCpuKernels.PackB));
@@ -50,6 +59,17 @@ public sealed class Gemm
         int aRow = transA ? 1 : k, aCol = transA ? m : 1;
         int bRow = transB ? 1 : n, bCol = transB ? k : 1;
 
+        if (d.Precision != Precision.Fp32)
+        {
+            int format = d.Precision == Precision.Bf16 ? RoundKernels.Bf16 : RoundKernels.Tf32;
+            if (tensorCores is not null)
+            {
+                RunTensorCores(a, aRow, aCol, b, bRow, bCol, m, n, k, beta, format, c);
+                return;
+            }
+            a = Rounded(a, (long)m * k, ScratchSlot.RoundedA, format);
+            b = Rounded(b, (long)k * n, ScratchSlot.RoundedB, format);
+        }
         if (!d.UsesGpuKernels)
         {
             RunCpu(a, aRow, aCol, b, bRow, bCol, m, n, k, beta, c);
@@ -70,6 +90,34 @@ public sealed class Gemm
         long units = tiles * slices;
         var config = new KernelConfig((int)Math.Min(units, int.MaxValue), GemmKernels.GpuGroupSize);
         kernel!(config, a, aRow, aCol, b, bRow, bCol, m, n, k, kChunk, slices == 1 ? beta : 0f, target);
+        if (slices > 1) Reductions.On(d).SumRows(target, slices, m * n, beta, c);
+    }
+
+    /// <summary>The first <paramref name="length"/> values of <paramref name="x"/> rounded to the format, in scratch.</summary>
+    ArrayView<float> Rounded(ArrayView<float> x, long length, int slot, int format)
+    {
+        if (length > int.MaxValue) throw new OpArgumentException(Name, $"an operand of {length} values is too large to round in one piece");
+        var target = d.Scratch(slot, length);
+        round(d.GridFor(length), x, (int)length, format, target);
+        return target;
+    }
+
+    /// <summary>The tensor-core GEMM, with split-K as <see cref="Run"/> chooses it for the fp32 kernel.</summary>
+    void RunTensorCores(ArrayView<float> a, int aRow, int aCol, ArrayView<float> b, int bRow, int bCol,
+        int m, int n, int k, float beta, int format, ArrayView<float> c)
+    {
+        const int tm = GemmTensorCoreKernels.TileM, tn = GemmTensorCoreKernels.TileN;
+        long tiles = (long)((m + tm - 1) / tm) * ((n + tn - 1) / tn);
+        long want = 2L * d.Accelerator.NumMultiprocessors;
+        int slices = 1;
+        if (tiles < want && k >= 256)
+            slices = (int)Math.Min((want + tiles - 1) / tiles, k / 64);
+        while (slices > 1 && (long)slices * m * n > (64L << 20)) slices /= 2;
+        int kChunk = slices <= 1 ? k : ((k + slices - 1) / slices + 15) / 16 * 16;
+        slices = (k + kChunk - 1) / kChunk;
+        var target = slices == 1 ? c : d.Scratch(ScratchSlot.GemmPartials, (long)slices * m * n);
+        var config = new KernelConfig((int)Math.Min(tiles * slices, int.MaxValue), GemmTensorCoreKernels.GroupSize);
+        tensorCores!(config, a, aRow, aCol, b, bRow, bCol, m, n, k, kChunk, slices == 1 ? beta : 0f, format, target);
         if (slices > 1) Reductions.On(d).SumRows(target, slices, m * n, beta, c);
     }
 

@@ -100,6 +100,20 @@ public sealed class Device : IDisposable
     /// <summary>True where ops should launch their GPU variants: on GPUs and on a GPU-shaped CPU.</summary>
     public bool UsesGpuKernels => !IsCpu || gpuShapedCpu;
 
+    /// <summary>
+    /// How the matrix products multiply (<see cref="Precision"/>; default fp32). Where <see cref="HasTensorCores"/>,
+    /// TF32 and bf16 run on the tensor cores; elsewhere the operands are rounded the same way and multiplied in fp32,
+    /// so every device gives comparable results. Set it before the device's work starts, as PyTorch's
+    /// <c>allow_tf32</c>: it applies to every model on the device.
+    /// </summary>
+    public Precision Precision { get; set; } = Precision.Fp32;
+
+    /// <summary>
+    /// True where TF32 and bf16 products run on tensor cores: a CUDA device of compute capability 8.0 or newer, and the
+    /// GPU-shaped CPU accelerator, which runs the same kernels with the warp's fragment exchange emulated.
+    /// </summary>
+    public bool HasTensorCores => gpuShapedCpu || (Kind == DeviceKind.Cuda && accelerator is ILGPU.Runtime.Cuda.CudaAccelerator cuda && cuda.Architecture is { } arch && arch.Major >= 8);
+
     /// <summary>The device's id as a device string, e.g. <c>cpu:0</c> or <c>cuda:1</c>.</summary>
     public string Id => spec.ToString();
     public DeviceKind Kind => spec.Kind!.Value;
