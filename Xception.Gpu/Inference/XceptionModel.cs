@@ -43,6 +43,16 @@ public sealed class XceptionModel : IDisposable
     public Model Model { get; }
     public XceptionConfig Config { get; }
     public Device Device => device;
+
+    /// <summary>
+    /// How the model's matrix products multiply (<see cref="Runtime.Precision"/>; default fp32, Keras' results): the
+    /// setting of the device the model opened. Set it before the first call.
+    /// </summary>
+    public Precision Precision
+    {
+        get => device.Precision;
+        set => device.Precision = value;
+    }
     public int ImageSize => Config.ImageSize;
 
     /// <summary>Class names: ImageNet's for 1000-class weights, else null (labels read "class N").</summary>

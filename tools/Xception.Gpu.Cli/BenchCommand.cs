@@ -61,7 +61,8 @@ static class BenchCommand
         int size = a.Int("image-size", 299, 71, 4096);
         double minSeconds = a.Double("min-seconds", 0.5, 0, 600);
         using var device = Device.Open(a.String("device", "auto"));
-        Console.WriteLine($"device {device}; batch {batch}; image size {size}");
+        device.Precision = PrecisionOption.Read(a);
+        Console.WriteLine($"device {device}{PrecisionOption.Describe(device)}; batch {batch}; image size {size}");
         Console.WriteLine($"{"op",-10} {"layer",-34} {"shape",-24} {"pass",-16} {"ms",10} {"GFLOP/s",9} {"GB/s",8}");
         var bench = new OpBench(device, minSeconds);
         foreach (var s in XceptionShapes.For(size, batch).Where(s => ops.Contains(s.Op)))
@@ -89,8 +90,9 @@ static class BenchCommand
         var spec = DeviceSpec.Parse(a.String("device", "auto"));
         int? threads = a.String("cpu-threads") is null ? null : a.Int("cpu-threads", 1, 1, Device.MaxCpuThreads);
         using var device = Device.Open(spec, threads);
+        device.Precision = PrecisionOption.Read(a);
         string simd = device.IsCpu ? $"; SIMD {Xception.Gpu.Kernels.Cpu.Simd.Name}, {device.CpuCores} threads" : "";
-        Console.WriteLine($"device {device}{simd}; {modelName} {config.ImageSize}x{config.ImageSize}; batch {batch}");
+        Console.WriteLine($"device {device}{simd}{PrecisionOption.Describe(device)}; {modelName} {config.ImageSize}x{config.ImageSize}; batch {batch}");
         foreach (var pass in passes)
         {
             var r = ModelBench.Run(device, config, batch, pass, minSeconds);

@@ -20,6 +20,7 @@ static class EvalCommand
         Value("seed", "S", "with --split val: the seed 'train' split with (default 0)"),
         Value("batch", "B", "images per forward pass (default 64)"),
         DeviceOption(),
+        PrecisionOption.Declare(),
         Value("image-size", "S", "input size S x S (default: the weights')"),
         Flag("strict", "stop at an unreadable image instead of skipping it (skips are counted)"),
         Value("max-image-pixels", "N", "refuse images that declare more pixels (default 89,478,485, PIL's limit): the guard against decompression bombs"),
@@ -28,6 +29,7 @@ static class EvalCommand
     static int Run(Args a)
     {
         a.ApplyImageLimit();
+        var precision = PrecisionOption.Read(a);
         var weights = a.String("weights") ?? throw new UsageException("eval needs --weights (a checkpoint or a Keras .h5)");
         var data = DataSources.Open(a.String("data") ?? throw new UsageException("eval needs --data"), a.Int("seed", 0, 0));
         var config = ModelWeights.ConfigOf(weights, new XceptionConfig { Classes = data.Train.Classes });
@@ -57,6 +59,7 @@ static class EvalCommand
                 throw new UsageException($"--split must be test, val or all, got '{split}'");
         }
         using var device = Device.Open(a.String("device", "auto"));
+        device.Precision = precision;
         using var model = XceptionBuilder.Build(config);
         ModelWeights.Load(model, weights);
         model.Bind(device);

@@ -30,6 +30,7 @@ static class ExplainCommand
                                "((x + 1) * 127.5), as image_<i>.gradcam.png"),
         Value("heatmap", "H.npy", "writes the heatmaps, float32 (N, h, w) in [0, 1], h x w being L's spatial size"),
         DeviceOption(),
+        PrecisionOption.Declare(),
         Value("image-size", "S", "input size S x S (default 299, or the checkpoint's)"),
         Choice("resize", ["bilinear", "nearest"], "how images are resized (default bilinear; nearest as Keras' load_img)"),
         Value("batch", "N", "images per pass (default 8)"),
@@ -40,6 +41,7 @@ static class ExplainCommand
     static int Run(Args a)
     {
         a.ApplyImageLimit();
+        PrecisionOption.Read(a); // a wrong word is refused before any file is read
         var weights = a.String("weights") ?? throw new UsageException("explain needs --weights (a Keras .h5 file or a checkpoint)");
         int batch = a.Int("batch", 8, 1, 4096);
         int? classIndex = a.String("class") is null ? null : a.Int("class", 0, 0, int.MaxValue);
@@ -68,7 +70,9 @@ static class ExplainCommand
             size = x.Shape[1];
         }
 
+        var precision = PrecisionOption.Read(a);
         using var model = XceptionModel.Load(weights, a.String("device", "auto"), size);
+        model.Precision = precision;
         if (!model.Config.IncludeTop) throw new XceptionException($"'{weights}' has no classifier (a _notop file): Grad-CAM explains a class's logit");
         if (classIndex is { } k && k >= model.Config.Classes)
             throw new XceptionException($"--class {k} is out of range: '{weights}' has {model.Config.Classes} classes (0..{model.Config.Classes - 1})");

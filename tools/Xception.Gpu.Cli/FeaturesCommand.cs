@@ -41,6 +41,7 @@ static class FeaturesCommand
         Choice("format", ["npy", "csv", "jsonl"], "output format (default from F's extension, else npy)"),
         Value("image-size", "S", "input size S x S (default 299, or the checkpoint's)"),
         DeviceOption(),
+        PrecisionOption.Declare(),
         Value("batch", "N", "images per forward pass (default 16)"),
         Choice("resize", ["bilinear", "nearest"], "how images are resized (default bilinear; nearest as Keras' load_img)"),
         Value("input", "X.npy", "a preprocessed NHWC float32 array (N, S, S, channels) instead of images"),
@@ -52,6 +53,7 @@ static class FeaturesCommand
     static int Run(Args a)
     {
         a.ApplyImageLimit();
+        PrecisionOption.Read(a); // a wrong word is refused before any file is read
         var weights = a.String("weights") ?? throw new UsageException("features needs --weights (a Keras .h5 file, with or without the classifier, or a checkpoint)");
         var output = a.String("output") ?? throw new UsageException("features needs --output F (.npy, .csv or .jsonl)");
         int batch = a.Int("batch", 16, 1, 4096);
@@ -81,8 +83,10 @@ static class FeaturesCommand
         // Before the model loads: a run over thousands of images should not find out at the end.
         OutputPaths.WritableFile("--output", output);
 
+        var precision = PrecisionOption.Read(a);
         using var model = XceptionModel.LoadFeatures(weights, a.String("device", "auto"),
             a.String("image-size") is null ? null : a.Int("image-size", 299, 5, 8192), pooling);
+        model.Precision = precision;
         Console.Error.WriteLine($"{model.FeatureSize} features ({pooling.ToString().ToLowerInvariant()} pooling), {model.ImageSize}x{model.ImageSize}, on {model.Device}");
         var sw = Stopwatch.StartNew();
         var names = new List<string>();
@@ -119,7 +123,9 @@ static class FeaturesCommand
         OutputPaths.WritableFile("--output", output);
         var x = Inputs.ReadArray(input, a.String("image-size") is null ? null : a.Int("image-size", 0, 5, 8192));
         int size = x.Shape[1];
+        var precision = PrecisionOption.Read(a);
         using var model = XceptionModel.LoadFeatures(weights, a.String("device", "auto"), size, pooling);
+        model.Precision = precision;
         if (x.Shape[3] != model.Config.InputChannels)
             throw new XceptionException($"'{input}' has {x.Shape[3]} channels; the model takes {model.Config.InputChannels}");
         int n = x.Shape[0], c = model.FeatureSize;

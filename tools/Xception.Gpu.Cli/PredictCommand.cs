@@ -22,6 +22,7 @@ static class PredictCommand
         Files("IMAGE", "image files (JPEG, PNG, ...)"),
         Value("weights", "W", "a Keras .h5 or an Xception.Gpu checkpoint (required)"),
         DeviceOption(),
+        PrecisionOption.Declare(),
         Value("top", "K", "classes printed per image (default 5)"),
         Value("image-size", "S", "input size S x S (default 299, or the checkpoint's)"),
         Choice("resize", ["bilinear", "nearest"], "how images are resized (default bilinear; nearest as Keras' load_img)"),
@@ -36,6 +37,7 @@ static class PredictCommand
     static int Run(Args a)
     {
         a.ApplyImageLimit();
+        PrecisionOption.Read(a); // a wrong word is refused before any file is read
         var weights = a.String("weights") ?? throw new UsageException("predict needs --weights (a Keras .h5 file or a checkpoint)");
         int batch = a.Int("batch", 16, 1, 4096);
         if (a.String("input") is { } input) return Arrays(a, weights, input, batch);
@@ -52,7 +54,9 @@ static class PredictCommand
         int top = a.Int("top", 5, 1, 100000);
         Inputs.RequireImageFiles(a.Positional);
 
+        var precision = PrecisionOption.Read(a);
         using var model = XceptionModel.Load(weights, a.String("device", "auto"), a.String("image-size") is null ? null : a.Int("image-size", 299, 71, 8192));
+        model.Precision = precision;
         if (!model.Config.IncludeTop) throw new XceptionException($"'{weights}' has no classifier (a _notop file): predict needs one; use --input/--output for features");
         Console.Error.WriteLine($"{model.Config.Classes} classes, {model.ImageSize}x{model.ImageSize}, on {model.Device}");
         var sw = Stopwatch.StartNew();
@@ -92,7 +96,9 @@ static class PredictCommand
         OutputPaths.WritableFile("--output", output);
         var x = Inputs.ReadArray(input, a.String("image-size") is null ? null : a.Int("image-size", 0, 71, 8192));
         int size = x.Shape[1];
+        var precision = PrecisionOption.Read(a);
         using var model = XceptionModel.Load(weights, a.String("device", "auto"), size);
+        model.Precision = precision;
         if (a.String("classes") is not null)
         {
             int classes = a.Int("classes", 0, 1, 1_000_000);

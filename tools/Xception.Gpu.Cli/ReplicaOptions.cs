@@ -13,6 +13,7 @@ sealed class ReplicaOptions : IDisposable
     public static IEnumerable<Option> Group =>
     [
         DeviceOption(),
+        PrecisionOption.Declare(),
         Value("devices", "L", "data parallelism: one replica per device, e.g. cpu:0,cpu:1, cuda:0,cuda:1, or a count: " +
                               "cuda*2, cpu*3 (each batch is split over the replicas, gradients averaged)"),
         Flag("sync-bn", "batch-norm statistics over the whole batch (all replicas), not each replica's share"),
@@ -71,7 +72,9 @@ sealed class ReplicaOptions : IDisposable
                 Console.Error.WriteLine($"xception: warning: --cpu-threads {cores} is more than this machine's {Environment.ProcessorCount} cores: slower; " +
                                         "use it only to reproduce a run made with that many (the count sets how sums are chunked)");
             if (cores is null && cpuReplicas > 1) cores = Math.Max(1, Environment.ProcessorCount / cpuReplicas);
+            var precision = PrecisionOption.Read(a);
             foreach (var s in specs) Devices.Add(Device.Open(s, s.Kind == DeviceKind.Cpu ? cores : null));
+            foreach (var d in Devices) d.Precision = precision;
 
             if (Mpi is { Size: > 1 } mpi)
             {

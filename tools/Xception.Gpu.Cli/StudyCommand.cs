@@ -49,6 +49,7 @@ static class StudyCommand
         Choice("lr-schedule", ["cosine", "constant"], "the learning rate over the run (default cosine, to 0)"),
         Value("out", "DIR", "the study's folder (default runs/study-<study>-<time>); give the same DIR again to continue a study"),
         DeviceOption(),
+        PrecisionOption.Declare(),
         Value("cpu-threads", "N", "cores the CPU device runs on (default: all)"),
     };
 
@@ -82,6 +83,7 @@ static class StudyCommand
         var spec = DeviceSpec.Parse(a.String("device", "auto"));
         int? threads = a.String("cpu-threads") is null ? null : a.Int("cpu-threads", 1, 1, Device.MaxCpuThreads);
         using var device = Device.Open(spec, spec.Kind == DeviceKind.Cpu ? threads : null);
+        device.Precision = PrecisionOption.Read(a);
         var b = runner.BaseConfig;
         Console.WriteLine($"study {o.Study}: variants {string.Join(", ", runner.Variants.Select(v => v.Name))}; seeds 0 to {o.Seeds - 1}; {runner.StepsPerRun} steps per run, " +
                           $"evaluated every {o.EvalEvery}; batch {o.Batch}, lr {o.LearningRate} {(o.Cosine ? "cosine to 0" : "constant")}, momentum {o.Momentum}");

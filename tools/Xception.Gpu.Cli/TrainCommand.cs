@@ -173,7 +173,7 @@ static class TrainCommand
         replicas.BucketBytes = placement.BucketBytes;
 
         Say($"data: {source.Description}; {split.Train.Length} training, {split.Validation.Length} validation images");
-        Say($"model: {modelName} {config.ImageSize}x{config.ImageSize}x{config.InputChannels}, {config.Classes} classes, {model.TotalParams:N0} parameters; {placement.Describe(settings.Batch)}");
+        Say($"model: {modelName} {config.ImageSize}x{config.ImageSize}x{config.InputChannels}, {config.Classes} classes, {model.TotalParams:N0} parameters; {placement.Describe(settings.Batch)}{PrecisionOption.Describe(device)}");
         var frozen = model.FrozenLayers;
         Say($"frozen: {(frozen.Count == 0 ? "nothing" : $"{frozen.Count} layers, {frozen[0]} to {frozen[^1]}")}; {model.TrainableParams:N0} trainable parameters; batch norm mode {model.BatchNormMode.ToString().ToLowerInvariant()}");
         Say($"optimizer: {settings.Optimizer.Kind} lr {settings.Schedule}, momentum {settings.Optimizer.Momentum}, weight decay {settings.Optimizer.WeightDecay}; batch {settings.Batch}, {settings.Epochs} epochs" +

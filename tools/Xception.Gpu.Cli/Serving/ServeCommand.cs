@@ -24,6 +24,7 @@ static class ServeCommand
     {
         Value("weights", "W", "a Keras .h5 or an Xception.Gpu checkpoint (required)"),
         DeviceOption(),
+        PrecisionOption.Declare(),
         Value("image-size", "S", "input size S x S (default 299, or the checkpoint's)"),
         Value("urls", "URLS", "where to listen, ';'-separated (default http://127.0.0.1:8080; port 0 picks a free one)"),
         Value("model-name", "NAME", "the model's name in paths (default xception)"),
@@ -50,18 +51,21 @@ static class ServeCommand
         string device = a.String("device", "auto");
         int? size = a.String("image-size") is null ? null : a.Int("image-size", 299, 71, 8192);
         bool features = !a.Flag("no-features");
+        var precision = PrecisionOption.Read(a);
 
         var loaded = new List<XceptionModel>();
         IReadOnlyList<ServedModel> Load()
         {
             var model = XceptionModel.Load(weights, device, size);
             loaded.Add(model);
+            model.Precision = precision;
             if (!model.Config.IncludeTop) throw new XceptionException($"'{weights}' has no classifier (a _notop file): serve needs one");
             var served = new List<ServedModel> { new(options.ModelName, new DynamicBatcher(model, options.Batching)) };
             if (features)
             {
                 var embed = XceptionModel.LoadFeatures(weights, device, model.ImageSize);
                 loaded.Add(embed);
+                embed.Precision = precision;
                 served.Add(new(options.FeaturesName, new DynamicBatcher(embed, options.Batching)));
             }
             Console.Error.WriteLine($"xception serve: {model.Config.Classes} classes, {model.ImageSize}x{model.ImageSize}, on {model.Device}; warming up batch sizes up to {options.Batching.MaxBatchSize}");
