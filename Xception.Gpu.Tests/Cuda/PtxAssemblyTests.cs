@@ -103,6 +103,36 @@ public class PtxAssemblyTests
         Assert.Empty(loaded.Except(names).Except(cpuOnly));
     }
 
+    /// <summary>
+    /// The tensor-core kernels are tensor-core code: their machine code for each architecture holds the HMMA
+    /// instructions of both formats (m16n8k8 TF32 and m16n8k16 bf16), as cuobjdump (beside ptxas) shows them.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Architectures))]
+    public void TheTensorCoreKernelsAssembleToHmma(string arch)
+    {
+        var ptxas = RequirePtxas();
+        var cuobjdump = Ptxas.FindCuobjdump(ptxas);
+        if (cuobjdump is null)
+        {
+            if (Environment.GetEnvironmentVariable("XCEPTION_REQUIRE_PTXAS") == "1") Assert.Fail($"XCEPTION_REQUIRE_PTXAS=1 but no cuobjdump beside {ptxas}");
+            Assert.Skip($"no cuobjdump beside {ptxas}");
+        }
+        var kernels = KernelCatalog.All.Where(k => k.Name is "GemmTensorCoreKernels.Tiled" or "MmaKernels.Tile").ToList();
+        Assert.Equal(2, kernels.Count);
+        foreach (var g in KernelPtx.Generate(arch, kernels))
+        {
+            Assert.True(g.Ptx is not null, $"{g.Kernel.Name}: {g.Error}");
+            Assert.Contains("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32", g.Ptx);
+            Assert.Contains("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32", g.Ptx);
+            var sass = Ptxas.Sass(ptxas, cuobjdump!, g.Ptx!, arch);
+            Assert.Contains("HMMA.1688.F32.TF32", sass);
+            Assert.Contains("HMMA.16816.F32.BF16", sass);
+            // The GEMM's inner step: 2 x 4 fragments, two k8 halves in TF32 and one k16 in bf16.
+            if (g.Kernel.Name == "GemmTensorCoreKernels.Tiled") Assert.True(Ptxas.TensorCoreInstructions(sass) >= 24, sass);
+        }
+    }
+
     [Fact]
     public void ParsesAPtxasReport()
     {

@@ -149,27 +149,54 @@ public static partial class Ptxas
     /// Assembles <paramref name="ptx"/> for <paramref name="architecture"/> (e.g. "sm_90") and reads the
     /// resource report. Throws <see cref="XceptionException"/> with ptxas' first error when it rejects the code.
     /// </summary>
-    public static PtxasReport Assemble(string ptxas, string ptx, string architecture)
+    public static PtxasReport Assemble(string ptxas, string ptx, string architecture) =>
+        InTempFolder(dir => Parse(Compile(ptxas, ptx, architecture, dir)));
+
+    /// <summary>
+    /// cuobjdump, NVIDIA's disassembler, beside <paramref name="ptxas"/> (the same package ships both), or null.
+    /// </summary>
+    public static string? FindCuobjdump(string ptxas)
+    {
+        var p = Path.Combine(Path.GetDirectoryName(ptxas) ?? ".", OperatingSystem.IsWindows() ? "cuobjdump.exe" : "cuobjdump");
+        return File.Exists(p) ? p : null;
+    }
+
+    /// <summary>The machine code ptxas makes of <paramref name="ptx"/>, as <c>cuobjdump -sass</c> prints it.</summary>
+    public static string Sass(string ptxas, string cuobjdump, string ptx, string architecture) => InTempFolder(dir =>
+    {
+        Compile(ptxas, ptx, architecture, dir);
+        var (code, output) = Execute(cuobjdump, ["-sass", Path.Combine(dir, "kernel.cubin")]);
+        if (code != 0) throw new ExternalToolException($"cuobjdump exited with {code}: {output.Trim().Split('\n')[0]}");
+        return output;
+    });
+
+    /// <summary>The tensor-core instructions (HMMA) in SASS text.</summary>
+    public static int TensorCoreInstructions(string sass) => sass.Split('\n').Count(l => l.Contains("HMMA.", StringComparison.Ordinal));
+
+    static T InTempFolder<T>(Func<string, T> work)
     {
         var dir = Directory.CreateTempSubdirectory("xception-ptxas-");
-        try
-        {
-            var input = Path.Combine(dir.FullName, "kernel.ptx");
-            File.WriteAllText(input, ptx);
-            // -arch=, not the long option: same meaning, and ptxas has accepted it in every release.
-            var (code, output) = Execute(ptxas, ["-v", $"-arch={architecture}", "-o", Path.Combine(dir.FullName, "kernel.cubin"), input]);
-            if (code != 0)
-            {
-                var first = output.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.Contains("error", StringComparison.OrdinalIgnoreCase) || l.Contains("fatal", StringComparison.OrdinalIgnoreCase))
-                    ?? output.Trim().Split('\n')[0];
-                throw new ExternalToolException($"ptxas ({architecture}) exited with {code}: {first}");
-            }
-            return Parse(output);
-        }
+        try { return work(dir.FullName); }
         finally
         {
             try { dir.Delete(true); } catch (IOException) { }
         }
+    }
+
+    /// <summary>Assembles into <paramref name="dir"/>/kernel.cubin; returns ptxas' report.</summary>
+    static string Compile(string ptxas, string ptx, string architecture, string dir)
+    {
+        var input = Path.Combine(dir, "kernel.ptx");
+        File.WriteAllText(input, ptx);
+        // -arch=, not the long option: same meaning, and ptxas has accepted it in every release.
+        var (code, output) = Execute(ptxas, ["-v", $"-arch={architecture}", "-o", Path.Combine(dir, "kernel.cubin"), input]);
+        if (code != 0)
+        {
+            var first = output.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.Contains("error", StringComparison.OrdinalIgnoreCase) || l.Contains("fatal", StringComparison.OrdinalIgnoreCase))
+                ?? output.Trim().Split('\n')[0];
+            throw new ExternalToolException($"ptxas ({architecture}) exited with {code}: {first}");
+        }
+        return output;
     }
 
     /// <summary>Reads <c>ptxas -v</c> output: registers and shared memory of the entry, spills and stack summed over every function.</summary>

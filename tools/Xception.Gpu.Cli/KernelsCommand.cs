@@ -9,7 +9,7 @@ namespace Xception.Gpu.Cli;
 /// </summary>
 static class KernelsCommand
 {
-    public static CliCommand Definition => new("kernels", "the GPU kernels' registers, shared memory, spills and occupancy (ptxas, no GPU)", Run, """
+    public static CliCommand Definition => new("kernels", "the GPU kernels' registers, shared memory, spills, occupancy and tensor-core instructions (ptxas, no GPU)", Run, """
         Lists every GPU kernel with the group size its op launches it with. With NVIDIA's ptxas (the file
         XCEPTION_PTXAS names, else ptxas on PATH) it adds what ptxas reports for the architecture: registers
         per thread, static shared memory per group, spilled bytes (stores + loads), and the occupancy that
@@ -34,6 +34,7 @@ static class KernelsCommand
         if (ptxDir is not null) OutputPaths.Folder("--ptx", ptxDir);
 
         var ptxas = Ptxas.Find(out var missing);
+        var cuobjdump = ptxas is null ? null : Ptxas.FindCuobjdump(ptxas);
         var generated = KernelPtx.Generate(arch);
         var failures = new List<string>();
         var rows = new List<string[]>();
@@ -53,8 +54,9 @@ static class KernelsCommand
             {
                 var r = Ptxas.Assemble(ptxas, g.Ptx, arch);
                 var o = Occupancy.For(arch, r.Registers, r.SharedBytes, k.GroupSize);
+                string hmma = cuobjdump is null ? "-" : N(Ptxas.TensorCoreInstructions(Ptxas.Sass(ptxas, cuobjdump, g.Ptx, arch)));
                 rows.Add([k.Name, N(k.GroupSize), N(r.Registers), N(r.SharedBytes), N(r.SpillBytes),
-                    N(o.GroupsPerSm), (o.Fraction * 100).ToString("F0", CultureInfo.InvariantCulture) + "%", o.Limiter, note]);
+                    N(o.GroupsPerSm), (o.Fraction * 100).ToString("F0", CultureInfo.InvariantCulture) + "%", o.Limiter, hmma, note]);
             }
             catch (XceptionException e)
             {
@@ -67,7 +69,8 @@ static class KernelsCommand
         if (ptxas is not null)
         {
             Console.WriteLine($"{generated.Count} kernels for {arch}, {Ptxas.Version(ptxas)} (static analysis; occupancy on {sm})");
-            Print(["kernel", "group", "regs", "smem B", "spill B", "groups/SM", "occupancy", "limit", "note"], rows);
+            Print(["kernel", "group", "regs", "smem B", "spill B", "groups/SM", "occupancy", "limit", "HMMA", "note"], rows);
+            if (cuobjdump is null) Console.WriteLine("(HMMA: tensor-core instructions, counted with cuobjdump, which is not beside this ptxas)");
         }
         else
         {
@@ -82,7 +85,7 @@ static class KernelsCommand
     }
 
     static string[] Row(KernelEntry k, bool withPtxas, string note) =>
-        withPtxas ? [k.Name, N(k.GroupSize), "", "", "", "", "", "", note] : [k.Name, N(k.GroupSize), note];
+        withPtxas ? [k.Name, N(k.GroupSize), "", "", "", "", "", "", "", note] : [k.Name, N(k.GroupSize), note];
 
     static string N(int v) => v.ToString("N0", CultureInfo.InvariantCulture);
 
