@@ -9,6 +9,7 @@ using ILGPU;
 /// A group of 128 threads (4 warps) computes a 64 x 64 tile of C, K in steps of 16; warp w takes the 32 x 32 quarter
 /// (w / 2, w % 2), as 2 x 4 fragments of 16 x 8.
 /// </summary>
+[TensorCoreKernels]
 public static class GemmTensorCoreKernels
 {
     /// <summary>Tile and group shape.</summary>

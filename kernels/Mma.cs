@@ -72,7 +72,8 @@ public static class RoundKernels
 /// every product is exact, so the emulation equals a scalar loop over k bit for bit; the tensor cores' own order of
 /// addition is not specified, so a GPU agrees with it to fp32 rounding, not bitwise. All 32 lanes must call it together.
 /// </summary>
-public static class Mma
+[TensorCoreKernels]
+internal static class Mma
 {
     /// <summary>m16n8k8 with TF32 operands (values already rounded by <see cref="Rounding.Tf32"/>).</summary>
     public static void Tf32(ref float d0, ref float d1, ref float d2, ref float d3,
@@ -145,6 +146,7 @@ public static class Mma
 }
 
 /// <summary>One warp's <see cref="Mma"/> on whole matrices: the fragments loaded by the layouts above, for tests and for the SASS check.</summary>
+[TensorCoreKernels]
 public static class MmaKernels
 {
     /// <summary>
