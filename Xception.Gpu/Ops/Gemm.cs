@@ -76,15 +76,7 @@ public sealed class Gemm
             return;
         }
         long tiles = (long)((m + GemmKernels.GpuTileM - 1) / GemmKernels.GpuTileM) * ((n + GemmKernels.GpuTileN - 1) / GemmKernels.GpuTileN);
-        // Groups that keep the device busy: two per multiprocessor.
-        long want = 2L * d.Accelerator.NumMultiprocessors;
-        int slices = 1;
-        if (tiles < want && k >= 256)
-            slices = (int)Math.Min((want + tiles - 1) / tiles, k / 64);
-        // Partial products must fit in a scratch buffer of sensible size (64 Mi floats).
-        while (slices > 1 && (long)slices * m * n > (64L << 20)) slices /= 2;
-        int kChunk = slices <= 1 ? k : ((k + slices - 1) / slices + 15) / 16 * 16;
-        slices = (k + kChunk - 1) / kChunk;
+        var (slices, kChunk) = SplitK(tiles, m, n, k);
 
         var target = slices == 1 ? c : d.Scratch(ScratchSlot.GemmPartials, (long)slices * m * n);
         long units = tiles * slices;
@@ -102,19 +94,29 @@ public sealed class Gemm
         return target;
     }
 
-    /// <summary>The tensor-core GEMM, with split-K as <see cref="Run"/> chooses it for the fp32 kernel.</summary>
-    void RunTensorCores(ArrayView<float> a, int aRow, int aCol, ArrayView<float> b, int bRow, int bCol,
-        int m, int n, int k, float beta, int format, ArrayView<float> c)
+    /// <summary>
+    /// How a GPU GEMM of <paramref name="tiles"/> output tiles cuts K: into slices when the tiles alone cannot keep the
+    /// device busy (two groups per multiprocessor) and K is long, each slice a multiple of 16 (both kernels' K step
+    /// divides it), the partial products within a scratch buffer of sensible size (64 Mi floats).
+    /// </summary>
+    (int Slices, int KChunk) SplitK(long tiles, int m, int n, int k)
     {
-        const int tm = GemmTensorCoreKernels.TileM, tn = GemmTensorCoreKernels.TileN;
-        long tiles = (long)((m + tm - 1) / tm) * ((n + tn - 1) / tn);
         long want = 2L * d.Accelerator.NumMultiprocessors;
         int slices = 1;
         if (tiles < want && k >= 256)
             slices = (int)Math.Min((want + tiles - 1) / tiles, k / 64);
         while (slices > 1 && (long)slices * m * n > (64L << 20)) slices /= 2;
         int kChunk = slices <= 1 ? k : ((k + slices - 1) / slices + 15) / 16 * 16;
-        slices = (k + kChunk - 1) / kChunk;
+        return ((k + kChunk - 1) / kChunk, kChunk);
+    }
+
+    /// <summary>The tensor-core GEMM, with split-K as for the fp32 kernel (<see cref="SplitK"/>).</summary>
+    void RunTensorCores(ArrayView<float> a, int aRow, int aCol, ArrayView<float> b, int bRow, int bCol,
+        int m, int n, int k, float beta, int format, ArrayView<float> c)
+    {
+        const int tm = GemmTensorCoreKernels.TileM, tn = GemmTensorCoreKernels.TileN;
+        long tiles = (long)((m + tm - 1) / tm) * ((n + tn - 1) / tn);
+        var (slices, kChunk) = SplitK(tiles, m, n, k);
         var target = slices == 1 ? c : d.Scratch(ScratchSlot.GemmPartials, (long)slices * m * n);
         var config = new KernelConfig((int)Math.Min(tiles * slices, int.MaxValue), GemmTensorCoreKernels.GroupSize);
         tensorCores!(config, a, aRow, aCol, b, bRow, bCol, m, n, k, kChunk, slices == 1 ? beta : 0f, format, target);
