@@ -59,6 +59,23 @@ public class CliBadInputTests
         NothingWritten(tmp["run"]);
     }
 
+    [Theory]
+    [InlineData("--augment", "crop", "xception: --augment must be scale-crop, shift[:P] or none, got 'crop'")]
+    [InlineData("--augment", "shift:0", "xception: --augment shift:P takes a whole number of pixels from 1 to 64, got 'shift:0'")]
+    [InlineData("--augment", "shift:x", "xception: --augment shift:P takes a whole number of pixels from 1 to 64, got 'shift:x'")]
+    [InlineData("--random-erasing", "1.5", "xception: --random-erasing must be between 0 and 1, got 1.5")]
+    public void BadAugmentationSettingsAreRefused(string option, string value, string line)
+    {
+        using var tmp = new TempDir();
+        var (code, output) = CliRun.Run(Tiny(tmp["run"], option, value));
+        Assert.Equal(2, code);
+        Assert.Equal(line, ErrorLine(output));
+        (code, output) = CliRun.Run(Tiny(tmp["run"], "--no-augment", "--random-erasing", "0.5"));
+        Assert.Equal(2, code);
+        Assert.Equal("xception: --random-erasing is augmentation: it needs --augment scale-crop or shift", ErrorLine(output));
+        NothingWritten(tmp["run"]);
+    }
+
     [Fact]
     public void CpuThreadsAreBounded()
     {

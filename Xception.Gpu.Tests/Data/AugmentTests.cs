@@ -123,4 +123,79 @@ public class AugmentTests
         SampleTransform.Prepare(new RawImage(2, 2, 1, [0, 255, 128, 1], 0), 2, 1, CropPlan.Full(2, 2), same);
         Assert.Equal([-1f, 1f, Tf(128), Tf(1)], same);
     }
+
+    [Fact]
+    public void ShiftsStayWithinThePaddingAndFillBlack()
+    {
+        var shift = Augment.Shift(3);
+        var seen = new HashSet<(int, int)>();
+        for (int i = 0; i < 3000; i++)
+        {
+            var p = shift.Plan(28, 28, 2, 1, i);
+            Assert.True(p.Padded);
+            Assert.InRange(p.X, -3, 3);
+            Assert.InRange(p.Y, -3, 3);
+            Assert.Equal((28, 28), (p.Width, p.Height));
+            seen.Add((p.X, p.Y));
+        }
+        Assert.Equal(49, seen.Count);   // every offset of the 7x7 is drawn
+        // Shift plans leave the crop-and-scale's draws alone: a plan is still a pure function of its key.
+        Assert.Equal(shift.Plan(28, 28, 2, 1, 5), Augment.Shift(3).Plan(28, 28, 2, 1, 5));
+
+        // The 4x3 image moved right by 1 and down by 2 (crop at (-1, -2)): black where nothing was.
+        var img = Tiny();
+        var dst = new float[4 * 4 * 3];
+        SampleTransform.Prepare(img, 4, 3, new CropPlan(-1, -2, 4, 4, false) { Padded = true }, dst);
+        for (int y = 0; y < 4; y++)
+            for (int x = 0; x < 4; x++)
+            {
+                int sx = x - 1, sy = y - 2;
+                float want = sx >= 0 && sx < 4 && sy >= 0 && sy < 3 ? Tf(10 * (sy * 4 + sx)) : -1f;
+                Assert.Equal(want, dst[3 * (y * 4 + x)]);
+            }
+        // An unpadded plan may not leave the image; a padded one must still overlap it.
+        Assert.Throws<OpArgumentException>(() => SampleTransform.Prepare(img, 4, 3, new CropPlan(-1, 0, 4, 4, false), dst));
+        Assert.Throws<OpArgumentException>(() => SampleTransform.Prepare(img, 4, 3, new CropPlan(4, 0, 4, 4, false) { Padded = true }, dst));
+        Assert.Throws<OpArgumentException>(() => (Augment.Default with { Padding = 2 }).Plan(4, 3, 0, 0, 0));
+    }
+
+    [Fact]
+    public void RandomErasingReplacesOneRectangleWithRandomValues()
+    {
+        var aug = Augment.Shift(2) with { EraseProbability = 0.5 };
+        int erased = 0;
+        for (int i = 0; i < 2000; i++)
+        {
+            var p = aug.Plan(28, 28, 1, 0, i, inputSize: 28);
+            // Erasing draws after the crop and the flip: those are the plans without it.
+            var q = Augment.Shift(2).Plan(28, 28, 1, 0, i);
+            Assert.Equal((q.X, q.Y, q.Flip), (p.X, p.Y, p.Flip));
+            var e = p.Erase;
+            if (e.Width == 0) continue;
+            erased++;
+            Assert.True(e.X >= 0 && e.Y >= 0 && e.X + e.Width <= 28 && e.Y + e.Height <= 28, $"{e} leaves the input");
+            double area = e.Width * e.Height / (28.0 * 28);
+            Assert.InRange(area, 0.02 * 0.8, 0.4 * 1.2);   // rounding w and h to pixels moves the area a little
+            Assert.InRange((double)e.Height / e.Width, 0.3 * 0.8, 1 / 0.3 * 1.25);
+        }
+        Assert.InRange(erased, 900, 1100);
+        Assert.Throws<OpArgumentException>(() => aug.Plan(28, 28, 1, 0, 0));   // erasing needs the input size
+
+        // In the sample: only the rectangle changes, to values in [-1, 1] that are not the image's.
+        var img = new RawImage(8, 8, 1, Enumerable.Repeat((byte)255, 64).ToArray(), 0);
+        var plain = new float[64];
+        var got = new float[64];
+        var plan = new CropPlan(0, 0, 8, 8, false) { Erase = (2, 3, 4, 2), EraseSeed = 99 };
+        SampleTransform.Prepare(img, 8, 1, CropPlan.Full(8, 8), plain);
+        SampleTransform.Prepare(img, 8, 1, plan, got);
+        for (int y = 0; y < 8; y++)
+            for (int x = 0; x < 8; x++)
+            {
+                bool inside = x >= 2 && x < 6 && y >= 3 && y < 5;
+                if (inside) Assert.InRange(got[y * 8 + x], -1f, 0.999f);
+                else Assert.Equal(plain[y * 8 + x], got[y * 8 + x]);
+            }
+        Assert.Equal(8, got.Where(v => v < 1f).Distinct().Count());
+        Assert.Throws<OpArgumentException>(() => SampleTransform.Prepare(img, 8, 1, plan with { Erase = (6, 3, 4, 2) }, got));
+    }
 }

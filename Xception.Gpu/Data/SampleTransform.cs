@@ -23,7 +23,7 @@ public static class SampleTransform
     public static void Prepare(RawImage image, int size, int channels, Augment? augment, int seed, int epoch, int index, Span<float> dst)
     {
         ArgumentNullException.ThrowIfNull(image);
-        var plan = augment is null ? CropPlan.Full(image.Width, image.Height) : augment.Plan(image.Width, image.Height, seed, epoch, index);
+        var plan = augment is null ? CropPlan.Full(image.Width, image.Height) : augment.Plan(image.Width, image.Height, seed, epoch, index, size);
         Prepare(image, size, channels, plan, dst);
     }
 
@@ -36,8 +36,14 @@ public static class SampleTransform
         if (channels is not (1 or 3)) throw new OpArgumentException("sample", $"model input channels {channels}; expected 1 or 3");
         if (dst.Length != size * size * channels)
             throw new ShapeException("sample", $"a destination of {dst.Length} floats does not hold one {size}x{size}x{channels} image");
-        if (plan.Width <= 0 || plan.Height <= 0 || plan.X < 0 || plan.Y < 0 || plan.X + plan.Width > image.Width || plan.Y + plan.Height > image.Height)
+        if (plan.Width <= 0 || plan.Height <= 0 || (!plan.Padded && (plan.X < 0 || plan.Y < 0 || plan.X + plan.Width > image.Width || plan.Y + plan.Height > image.Height)))
             throw new OpArgumentException("sample", $"crop {plan.Width}x{plan.Height} at ({plan.X}, {plan.Y}) is outside the {image.Width}x{image.Height} image");
+        if (plan.Padded && (plan.X <= -plan.Width || plan.Y <= -plan.Height || plan.X >= image.Width || plan.Y >= image.Height))
+            throw new OpArgumentException("sample", $"padded crop {plan.Width}x{plan.Height} at ({plan.X}, {plan.Y}) does not overlap the {image.Width}x{image.Height} image");
+        var erase = plan.Erase;
+        if (erase.Width < 0 || erase.Height < 0 || (erase.Width > 0 && erase.Height > 0 &&
+            (erase.X < 0 || erase.Y < 0 || erase.X + erase.Width > size || erase.Y + erase.Height > size)))
+            throw new OpArgumentException("sample", $"erased rectangle {erase.Width}x{erase.Height} at ({erase.X}, {erase.Y}) is outside the {size}x{size} input");
 
         var (pixels, pc) = channels == 1 && image.Channels == 3 ? (ToGray(image.Pixels), 1) : (image.Pixels, image.Channels);
         var crop = CropToRgb(pixels, image.Width, pc, plan);
@@ -55,6 +61,13 @@ public static class SampleTransform
                 int s = 3 * (y * size + (plan.Flip ? size - 1 - x : x)), d = channels * (y * size + x);
                 for (int c = 0; c < channels; c++) dst[d + c] = Preprocess.KerasTf(rgb[s + c]);
             }
+        if (erase.Width > 0 && erase.Height > 0)
+        {
+            var rng = new Rng(plan.EraseSeed);
+            for (int y = erase.Y; y < erase.Y + erase.Height; y++)
+                for (int i = channels * (y * size + erase.X), end = i + channels * erase.Width; i < end; i++)
+                    dst[i] = (float)rng.Uniform(-1, 1);
+        }
     }
 
     /// <summary>ITU-R 601-2 luma of interleaved RGB bytes, rounded as PIL's convert('L').</summary>
@@ -75,17 +88,22 @@ public static class SampleTransform
         return rgb;
     }
 
-    /// <summary>The crop's pixels as interleaved RGB (gray replicated), the form <see cref="ImageResize"/> takes.</summary>
+    /// <summary>
+    /// The crop's pixels as interleaved RGB (gray replicated), the form <see cref="ImageResize"/> takes; the part
+    /// of a padded crop outside the image stays black.
+    /// </summary>
     static byte[] CropToRgb(byte[] pixels, int width, int channels, CropPlan plan)
     {
+        int height = pixels.Length / (width * channels);
         var dst = new byte[3 * plan.Width * plan.Height];
-        for (int y = 0; y < plan.Height; y++)
+        int x0 = Math.Max(0, -plan.X), x1 = Math.Min(plan.Width, width - plan.X);
+        for (int y = Math.Max(0, -plan.Y); y < Math.Min(plan.Height, height - plan.Y); y++)
         {
             int row = (plan.Y + y) * width + plan.X;
             if (channels == 3)
-                pixels.AsSpan(3 * row, 3 * plan.Width).CopyTo(dst.AsSpan(3 * y * plan.Width));
+                pixels.AsSpan(3 * (row + x0), 3 * (x1 - x0)).CopyTo(dst.AsSpan(3 * (y * plan.Width + x0)));
             else
-                for (int x = 0; x < plan.Width; x++)
+                for (int x = x0; x < x1; x++)
                 {
                     byte v = pixels[row + x];
                     int d = 3 * (y * plan.Width + x);

@@ -30,7 +30,12 @@ static class TrainCommand
         Choice("bn-mode", ["auto", "train", "inference"], "auto (default: frozen batch norm in inference mode), train, or " +
                                                           "inference (every batch norm in inference mode; fine-tuning's phase 2)"),
         Value("val-split", "F", "fraction held out for validation (default 0.1; 0 trains on everything)"),
-        Flag("no-augment", "no random crop-and-scale or flips"),
+        Value("augment", "A", "scale-crop (default: a random crop of 60-100% of the area, resized, and a random flip), " +
+                              "shift[:P] (the image moved by up to P pixels, default 4, black where it left, and a random flip: " +
+                              "the usual augmentation of small images), or none"),
+        Flag("no-augment", "the same as --augment none"),
+        Value("random-erasing", "P", "with probability P, replace a random rectangle (2-40% of the input, aspect ratio 0.3-3.3) " +
+                                     "with random values (Zhong et al. 2020; default 0)"),
         Flag("strict", "stop at an unreadable image instead of skipping it (skips are counted)"),
         Value("max-image-pixels", "N", "refuse images that declare more pixels (default 89,478,485, PIL's limit)"),
         // optimization
@@ -104,6 +109,27 @@ static class TrainCommand
         }
     }
 
+    /// <summary>--augment, --no-augment and --random-erasing as one <see cref="Augment"/> (null: none).</summary>
+    static Augment? ReadAugment(Args a)
+    {
+        string spec = a.String("augment") ?? (a.Flag("no-augment") ? "none" : "scale-crop");
+        if (a.Flag("no-augment") && spec != "none") throw new UsageException($"--no-augment contradicts --augment {spec}");
+        double erase = a.Double("random-erasing", 0, 0, 1);
+        Augment? augment = spec switch
+        {
+            "scale-crop" => Augment.Default,
+            "none" => null,
+            "shift" => Augment.Shift(4),
+            _ when spec.StartsWith("shift:", StringComparison.Ordinal) =>
+                int.TryParse(spec.AsSpan(6), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int p) && p is >= 1 and <= 64
+                    ? Augment.Shift(p)
+                    : throw new UsageException($"--augment shift:P takes a whole number of pixels from 1 to 64, got '{spec}'"),
+            _ => throw new UsageException($"--augment must be scale-crop, shift[:P] or none, got '{spec}'"),
+        };
+        if (erase > 0 && augment is null) throw new UsageException("--random-erasing is augmentation: it needs --augment scale-crop or shift");
+        return erase > 0 ? augment! with { EraseProbability = erase } : augment;
+    }
+
     static int Train(Args a, ReplicaOptions placement)
     {
         bool root = placement.IsRoot;
@@ -130,7 +156,7 @@ static class TrainCommand
             throw new XceptionException($"--batch {settings.Batch} cannot be split over {placement.GlobalReplicas} replicas: each needs at least one image");
         double valSplit = a.Double("val-split", 0.1, 0, 0.9);
         var split = Split.Make(source.Count, valSplit, seed);
-        var augment = a.Flag("no-augment") ? null : Augment.Default;
+        var augment = ReadAugment(a);
         var shard = placement.Mpi is { Size: > 1 } m ? new BatchShard(m.Rank * placement.Devices.Count, placement.Devices.Count, placement.GlobalReplicas) : null;
         var bound = DataBinding.Bind(source, split, settings.Batch, config.ImageSize, config.InputChannels, augment, seed, a.Flag("strict"), shard);
         settings = settings with { Schedule = settings.Schedule with { TotalSteps = Math.Min((long)settings.Epochs * bound.StepsPerEpoch, settings.MaxSteps ?? long.MaxValue) } };
