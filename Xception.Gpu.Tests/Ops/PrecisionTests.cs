@@ -125,8 +125,6 @@ public class PrecisionTests
     /// float64 product of the operands as given, the format's: each product carries at most 2u relative error
     /// (u = 2^-11 for TF32, 2^-8 for bf16), so the result is off by at most 2u sum|a||b|, which for these uniform
     /// operands (no cancellation to speak of in the norm) is within 4u of the result's norm.
-    /// </summary>
-    /// <summary>
     /// The shapes: one tile and edges, several tiles with partial edges, a K long enough for split-K (256 and more, one
     /// output tile), each transpose. The GPU-shaped CPU emulates every warp shuffle with a barrier, about a second per
     /// 64 x 64 x 16 step, so there the cases are fewer: every shape once, and split-K at TF32 only (the format changes
@@ -175,6 +173,65 @@ public class PrecisionTests
                             var exact = Gemm.Reference(TestData.D(a), ta, TestData.D(b), tb, m, n, k, beta, TestData.D(c0));
                             Check.Close(what + " vs the operands as given", got, exact, 4 * u);
                         }
+            }
+        }
+        finally
+        {
+            d.Precision = was;
+        }
+    }
+
+    /// <summary>
+    /// The regular convolution at TF32 and bf16, forward and both gradients: implicit GEMM on the tensor cores (the
+    /// GPU-shaped CPU emulates them), im2col + the rounding GEMM on the CPU, rounded operands into the fp32 kernels on
+    /// OpenCL, and for grouped convolutions everywhere. Each result is a float32 sum over the rounded operands, so
+    /// against them it keeps fp32 accumulation's bound, and against the operands as given a relative error of a few
+    /// units of the format (each product carries at most two roundings of u). The GPU-shaped CPU takes about a second
+    /// per tile step (see <see cref="Cases"/>), so there the shapes are two small ones, stride 1 and 2, whose
+    /// products still span several K steps and, for the input gradient, several tiles.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Backends.All), MemberType = typeof(Backends))]
+    public void TheConvolutionAtEachPrecisionIsWithinItsFormatsBound(string backend)
+    {
+        var d = Backends.Get(backend);
+        var was = d.Precision;
+        var cases = backend == Backends.GpuShapedCpu
+            ? new[] { (new WindowCases.Case(1, 7, 6, 5, 7, 3, 2, Padding.Same), 1), (new WindowCases.Case(1, 9, 8, 3, 4, 3, 1, Padding.Valid), 1) }
+            : WindowCases.All.Select(c => (c, Groups: 1)).Append((new WindowCases.Case(2, 9, 7, 6, 9, 3, 2, Padding.Same), 3)).ToArray();
+        try
+        {
+            foreach (var precision in new[] { Precision.Tf32, Precision.Bf16 })
+            {
+                d.Precision = precision;
+                Func<float, float> r = precision == Precision.Bf16 ? Rounding.Bf16 : Rounding.Tf32;
+                double u = precision == Precision.Bf16 ? Math.Pow(2, -8) : Math.Pow(2, -11);
+                foreach (var (c, groups) in cases)
+                {
+                    var x = TestData.Uniform(c.N * c.H * c.W * c.C, 1); var w = TestData.Uniform(c.K * c.K * c.C / groups * c.O, 2);
+                    using var tx = Tensor.From(d, x, c.N, c.H, c.W, c.C); using var tw = Tensor.From(d, w, c.K, c.K, c.C / groups, c.O);
+                    var s = Conv2D.Geometry(tx.Shape, tw.Shape, c.Stride, c.Padding);
+                    var dy = TestData.Uniform(s.OutputLength, 3);
+                    using var ty = Tensor.Zeros(d, s.OutputShape()); using var tdy = Tensor.From(d, dy, s.OutputShape());
+                    using var tdx = Tensor.Zeros(d, tx.Shape.ToArray()); using var tdw = Tensor.Zeros(d, tw.Shape.ToArray());
+                    var op = Conv2D.On(d);
+                    Assert.Equal(groups == 1 && backend is Backends.GpuShapedCpu or Backends.Cuda, op.OnTensorCores(s));
+                    op.Forward(tx, tw, c.Stride, c.Padding, ty);
+                    op.BackwardInput(tdy, tw, c.Stride, c.Padding, tdx);
+                    op.BackwardWeight(tx, tdy, c.Stride, c.Padding, tdw);
+                    string what = $"conv2d {precision} on {backend} {c} groups {groups}";
+
+                    var (rx, rw, rdy) = (TestData.D(x.Select(r).ToArray()), TestData.D(w.Select(r).ToArray()), TestData.D(dy.Select(r).ToArray()));
+                    var (rdx, rdw) = Conv2D.Reference.Backward(rx, rw, rdy, s);
+                    Check.Close(what + " forward vs the rounded operands", ty.ToArray(), Conv2D.Reference.Forward(rx, rw, s), Check.ForSum(c.K * c.K * c.C / groups));
+                    Check.Close(what + " input gradient vs the rounded operands", tdx.ToArray(), rdx, Check.ForSum(c.K * c.K * c.O / groups));
+                    Check.Close(what + " weight gradient vs the rounded operands", tdw.ToArray(), rdw, Check.ForSum(s.OutputPixels));
+
+                    var (edx, edw) = Conv2D.Reference.Backward(TestData.D(x), TestData.D(w), TestData.D(dy), s);
+                    Check.Close(what + " forward vs the operands as given", ty.ToArray(), Conv2D.Reference.Forward(TestData.D(x), TestData.D(w), s), 4 * u);
+                    Check.Close(what + " input gradient vs the operands as given", tdx.ToArray(), edx, 4 * u);
+                    Check.Close(what + " weight gradient vs the operands as given", tdw.ToArray(), edw, 4 * u);
+                }
             }
         }
         finally

@@ -78,6 +78,9 @@ public static class KernelCatalog
         list.Add(new(Method(typeof(GemmKernels), nameof(GemmKernels.Tiled)), GemmKernels.GpuGroupSize, StaticSharedMemoryLimit, true));
         // The tensor-core GEMM: 4 warps on a 64 x 64 tile; the rounding of operands for devices without tensor cores.
         list.Add(new(Method(typeof(GemmTensorCoreKernels), nameof(GemmTensorCoreKernels.Tiled)), GemmTensorCoreKernels.GroupSize, StaticSharedMemoryLimit, true));
+        // The convolutions' implicit GEMMs run the same tile.
+        foreach (var n in new[] { nameof(ConvTensorCoreKernels.Forward), nameof(ConvTensorCoreKernels.BackwardInput), nameof(ConvTensorCoreKernels.BackwardWeight) })
+            list.Add(new(Method(typeof(ConvTensorCoreKernels), n), GemmTensorCoreKernels.GroupSize, StaticSharedMemoryLimit, true));
         GridStride(typeof(RoundKernels), nameof(RoundKernels.Round));
         // One warp's MMA on whole matrices: launched by the tests (one warp), and the plainest kernel holding each HMMA.
         list.Add(new(Method(typeof(MmaKernels), nameof(MmaKernels.Tile)), 32, StaticSharedMemoryLimit, true));

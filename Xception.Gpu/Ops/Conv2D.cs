@@ -10,6 +10,10 @@ namespace Xception.Gpu.Ops;
 /// Regular k x k convolution without bias: x [N, H, W, C] * w [KH, KW, C / G, O] -> y [N, OH, OW, O], stride s,
 /// TensorFlow 'same' or 'valid' padding, G groups (Keras' Conv2D(groups=G); the group count follows from
 /// the weights' third dimension). Forward, input gradient, weight gradient, float64 reference.
+/// At <see cref="Precision.Tf32"/> or <see cref="Precision.Bf16"/> an ungrouped convolution runs as implicit GEMM on
+/// the tensor cores where the device has them (<see cref="ConvTensorCoreKernels"/>) and as im2col + <see cref="Gemm"/>
+/// on the CPU accelerator (which rounds); elsewhere, and for grouped convolutions, the operands are rounded to the
+/// format and the fp32 kernels multiply them, so every device computes with the same operands.
 /// </summary>
 public sealed class Conv2D
 {
@@ -17,6 +21,10 @@ public sealed class Conv2D
     readonly Device d;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ConvShape, ArrayView<float>> forward, backwardInput;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ConvShape, int, ArrayView<float>> weightPartials;
+
+    /// <summary>The implicit-GEMM tensor-core passes; null where the device has no tensor cores.</summary>
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ConvShape, int, ArrayView<float>>? tensorForward, tensorBackwardInput;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ConvShape, int, int, ArrayView<float>>? tensorBackwardWeight;
 
     /// <summary>The CPU accelerator's im2col and col2im (the GEMM does the arithmetic); null on GPU-type devices.</summary>
     readonly Action<KernelConfig, ArrayView<float>, ConvShape, int, int, int, ArrayView<float>>? im2col, col2im;
@@ -38,6 +46,12 @@ public sealed class Conv2D
         forward = d.Load("conv2d.forward", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvShape, ArrayView<float>>(Conv2DKernels.Forward));
         backwardInput = d.Load("conv2d.backward_input", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvShape, ArrayView<float>>(Conv2DKernels.BackwardInput));
         weightPartials = d.Load("conv2d.backward_weight", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvShape, int, ArrayView<float>>(Conv2DKernels.BackwardWeightPartials));
+        if (d.UsesGpuKernels && d.HasTensorCores)
+        {
+            tensorForward = d.Load("conv2d.tensor_cores.forward", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvShape, int, ArrayView<float>>(ConvTensorCoreKernels.Forward));
+            tensorBackwardInput = d.Load("conv2d.tensor_cores.backward_input", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvShape, int, ArrayView<float>>(ConvTensorCoreKernels.BackwardInput));
+            tensorBackwardWeight = d.Load("conv2d.tensor_cores.backward_weight", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ConvShape, int, int, ArrayView<float>>(ConvTensorCoreKernels.BackwardWeight));
+        }
     }
 
     public static Conv2D On(Device d) => d.Op(x => new Conv2D(x));
@@ -66,7 +80,18 @@ public sealed class Conv2D
                     y.View.SubView((long)row0 * s.OW * s.O, (long)rows * s.OW * s.O));
             return;
         }
-        forward(d.GridFor((long)s.OutputPixels * s.Groups * ((s.GroupOutputs + 3) / 4)), x.View, w.View, s, y.View);
+        var (xv, wv) = (x.View, w.View);
+        if (d.Precision != Precision.Fp32)
+        {
+            int format = Gemm.Format(d.Precision);
+            if (OnTensorCores(s))
+            {
+                tensorForward!(TensorGrid(s.OutputPixels, s.O, 1), xv, wv, s, format, y.View);
+                return;
+            }
+            (xv, wv) = (Rounded(xv, ScratchSlot.RoundedA, format), Rounded(wv, ScratchSlot.RoundedB, format));
+        }
+        forward(d.GridFor((long)s.OutputPixels * s.Groups * ((s.GroupOutputs + 3) / 4)), xv, wv, s, y.View);
     }
 
     public void BackwardInput(Tensor<float> dy, Tensor<float> w, int stride, Padding padding, Tensor<float> dx)
@@ -89,7 +114,18 @@ public sealed class Conv2D
             }
             return;
         }
-        backwardInput(d.GridFor(s.InputLength), dy.View, w.View, s, dx.View);
+        var (dyv, wv) = (dy.View, w.View);
+        if (d.Precision != Precision.Fp32)
+        {
+            int format = Gemm.Format(d.Precision);
+            if (OnTensorCores(s))
+            {
+                tensorBackwardInput!(TensorGrid(s.N * s.H * s.W, s.C, 1), dyv, wv, s, format, dx.View);
+                return;
+            }
+            (dyv, wv) = (Rounded(dyv, ScratchSlot.RoundedA, format), Rounded(wv, ScratchSlot.RoundedB, format));
+        }
+        backwardInput(d.GridFor(s.InputLength), dyv, wv, s, dx.View);
     }
 
     public void BackwardWeight(Tensor<float> x, Tensor<float> dy, int stride, Padding padding, Tensor<float> dw)
@@ -109,12 +145,41 @@ public sealed class Conv2D
             }
             return;
         }
+        var (xv, dyv) = (x.View, dy.View);
+        if (d.Precision != Precision.Fp32)
+        {
+            int format = Gemm.Format(d.Precision);
+            if (OnTensorCores(s))
+            {
+                // A long reduction (every output pixel) onto a small dw: K is split as a GEMM's would be.
+                int m = s.KH * s.KW * s.C;
+                long tiles = (long)((m + GemmTensorCoreKernels.TileM - 1) / GemmTensorCoreKernels.TileM) * ((s.O + GemmTensorCoreKernels.TileN - 1) / GemmTensorCoreKernels.TileN);
+                var (slices, kChunk) = Gemm.On(d).SplitK(tiles, m, s.O, s.OutputPixels);
+                var target = slices == 1 ? dw.View : d.Scratch(ScratchSlot.GemmPartials, (long)slices * m * s.O);
+                tensorBackwardWeight!(TensorGrid(m, s.O, slices), xv, dyv, s, kChunk, format, target);
+                if (slices > 1) Reductions.On(d).SumRows(target, slices, m * s.O, 0f, dw.View);
+                return;
+            }
+            (xv, dyv) = (Rounded(xv, ScratchSlot.RoundedA, format), Rounded(dyv, ScratchSlot.RoundedB, format));
+        }
         int threadsPerChunk = s.KH * s.KW * s.GroupInputs * s.Groups * ((s.GroupOutputs + 3) / 4);
         Reductions.On(d).ChunkedSum(s.OutputPixels, threadsPerChunk, dw.Length,
-            (grid, chunk, partial) => weightPartials(grid, x.View, dy.View, s, chunk, partial), dw.View);
+            (grid, chunk, partial) => weightPartials(grid, xv, dyv, s, chunk, partial), dw.View);
     }
 
-    /// <summary>Plain-loop float64 reference.</summary>
+    /// <summary>Whether a convolution of this shape runs on the tensor cores at a precision other than fp32.</summary>
+    internal bool OnTensorCores(ConvShape s) => tensorForward is not null && s.Groups == 1;
+
+    /// <summary>One group of the tensor-core tile per 64 x 64 tile of the [m, n] product and K slice.</summary>
+    static KernelConfig TensorGrid(int m, int n, int slices)
+    {
+        long units = (long)((m + GemmTensorCoreKernels.TileM - 1) / GemmTensorCoreKernels.TileM) * ((n + GemmTensorCoreKernels.TileN - 1) / GemmTensorCoreKernels.TileN) * slices;
+        return new KernelConfig((int)Math.Min(units, int.MaxValue), GemmTensorCoreKernels.GroupSize);
+    }
+
+    /// <summary>A whole tensor rounded to the format in scratch (the devices that multiply rounded operands in fp32).</summary>
+    ArrayView<float> Rounded(ArrayView<float> v, int slot, int format) => Gemm.On(d).Rounded(v, v.Length, slot, format);
+
     /// <summary>The CPU accelerator runs ungrouped convolutions as im2col + GEMM; grouped ones use the direct kernels.</summary>
     bool UsesGemm(ConvShape s) => im2col is not null && s.Groups == 1;
 

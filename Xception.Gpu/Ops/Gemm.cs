@@ -61,7 +61,7 @@ public sealed class Gemm
 
         if (d.Precision != Precision.Fp32)
         {
-            int format = d.Precision == Precision.Bf16 ? RoundKernels.Bf16 : RoundKernels.Tf32;
+            int format = Format(d.Precision);
             if (tensorCores is not null)
             {
                 RunTensorCores(a, aRow, aCol, b, bRow, bCol, m, n, k, beta, format, c);
@@ -85,8 +85,11 @@ public sealed class Gemm
         if (slices > 1) Reductions.On(d).SumRows(target, slices, m * n, beta, c);
     }
 
+    /// <summary>The format code of the kernels (<see cref="RoundKernels"/>) for a precision other than fp32.</summary>
+    internal static int Format(Precision precision) => precision == Precision.Bf16 ? RoundKernels.Bf16 : RoundKernels.Tf32;
+
     /// <summary>The first <paramref name="length"/> values of <paramref name="x"/> rounded to the format, in scratch.</summary>
-    ArrayView<float> Rounded(ArrayView<float> x, long length, int slot, int format)
+    internal ArrayView<float> Rounded(ArrayView<float> x, long length, int slot, int format)
     {
         if (length > int.MaxValue) throw new OpArgumentException(Name, $"an operand of {length} values is too large to round in one piece");
         var target = d.Scratch(slot, length);
@@ -99,7 +102,7 @@ public sealed class Gemm
     /// device busy (two groups per multiprocessor) and K is long, each slice a multiple of 16 (both kernels' K step
     /// divides it), the partial products within a scratch buffer of sensible size (64 Mi floats).
     /// </summary>
-    (int Slices, int KChunk) SplitK(long tiles, int m, int n, int k)
+    internal (int Slices, int KChunk) SplitK(long tiles, int m, int n, int k)
     {
         long want = 2L * d.Accelerator.NumMultiprocessors;
         int slices = 1;
