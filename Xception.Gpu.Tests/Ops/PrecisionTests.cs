@@ -187,8 +187,9 @@ public class PrecisionTests
     /// OpenCL, and for grouped convolutions everywhere. Each result is a float32 sum over the rounded operands, so
     /// against them it keeps fp32 accumulation's bound, and against the operands as given a relative error of a few
     /// units of the format (each product carries at most two roundings of u). The GPU-shaped CPU takes about a second
-    /// per tile step (see <see cref="Cases"/>), so there the shapes are two small ones, stride 1 and 2, whose
-    /// products still span several K steps and, for the input gradient, several tiles.
+    /// per tile step (see <see cref="Cases"/>), so there the shapes are two small ones per format, stride 2 and 1, whose
+    /// products still span several K steps and tiles; at TF32 one has 272 output pixels, so that the weight gradient's
+    /// reduction is split into K slices (asserted).
     /// </summary>
     [Theory]
     [MemberData(nameof(Backends.All), MemberType = typeof(Backends))]
@@ -196,14 +197,18 @@ public class PrecisionTests
     {
         var d = Backends.Get(backend);
         var was = d.Precision;
-        var cases = backend == Backends.GpuShapedCpu
-            ? new[] { (new WindowCases.Case(1, 7, 6, 5, 7, 3, 2, Padding.Same), 1), (new WindowCases.Case(1, 9, 8, 3, 4, 3, 1, Padding.Valid), 1) }
-            : WindowCases.All.Select(c => (c, Groups: 1)).Append((new WindowCases.Case(2, 9, 7, 6, 9, 3, 2, Padding.Same), 3)).ToArray();
         try
         {
             foreach (var precision in new[] { Precision.Tf32, Precision.Bf16 })
             {
                 d.Precision = precision;
+                var cases = backend != Backends.GpuShapedCpu
+                    ? WindowCases.All.Select(c => (c, Groups: 1)).Append((new WindowCases.Case(2, 9, 7, 6, 9, 3, 2, Padding.Same), 3)).ToArray()
+                    : precision == Precision.Bf16
+                        ? [(new WindowCases.Case(1, 7, 6, 5, 7, 3, 2, Padding.Same), 1), (new WindowCases.Case(1, 9, 8, 3, 4, 3, 1, Padding.Valid), 1)]
+                        // 272 output pixels: the weight gradient's reduction is split into K slices (at TF32 only: the
+                        // format changes the fragments, not the slicing).
+                        : new[] { (new WindowCases.Case(1, 7, 6, 5, 7, 3, 2, Padding.Same), 1), (new WindowCases.Case(1, 17, 16, 2, 3, 3, 1, Padding.Same), 1) };
                 Func<float, float> r = precision == Precision.Bf16 ? Rounding.Bf16 : Rounding.Tf32;
                 double u = precision == Precision.Bf16 ? Math.Pow(2, -8) : Math.Pow(2, -11);
                 foreach (var (c, groups) in cases)
@@ -216,6 +221,8 @@ public class PrecisionTests
                     using var tdx = Tensor.Zeros(d, tx.Shape.ToArray()); using var tdw = Tensor.Zeros(d, tw.Shape.ToArray());
                     var op = Conv2D.On(d);
                     Assert.Equal(groups == 1 && backend is Backends.GpuShapedCpu or Backends.Cuda, op.OnTensorCores(s));
+                    if (backend == Backends.GpuShapedCpu && s.OutputPixels > 256)
+                        Assert.True(Gemm.On(d).SplitK(1, 9 * c.C, c.O, s.OutputPixels).Slices > 1, "the weight gradient is not split");
                     op.Forward(tx, tw, c.Stride, c.Padding, ty);
                     op.BackwardInput(tdy, tw, c.Stride, c.Padding, tdx);
                     op.BackwardWeight(tx, tdy, c.Stride, c.Padding, tdw);
