@@ -83,6 +83,8 @@ public class CliTests
     [InlineData(new[] { "bench", "--device", "tpu" }, 1, "xception: error: unknown device 'tpu': expected auto, cpu, cpu:N, cuda, cuda:N, opencl or opencl:N")]
     [InlineData(new[] { "summary", "--image-size", "70" }, 2, "xception: --image-size must be between 71 and 8192, got 70")]
     [InlineData(new[] { "summary", "--segments", "3" }, 1, "xception: error: invalid Xception configuration: segments 3 must divide the input channels of every separable convolution (64, 128, 256, 728, 1024, 1536); it does not divide 64, 128, 256, 728, 1024")]
+    [InlineData(new[] { "bench", "--segments", "4" }, 2, "xception: --segments times a whole model's variant: give it with --model and without --devices")]
+    [InlineData(new[] { "bench", "--model", "xception-mini", "--segments", "3" }, 1, "xception: error: invalid Xception configuration: segments 3 must divide the input channels of every separable convolution (16, 32, 64, 184, 256, 384); it does not divide 16, 32, 64, 184, 256")]
     [InlineData(new[] { "frobnicate" }, 2, "xception: unknown command 'frobnicate'; commands: devices, bench, summary, predict, features, explain, train, eval, study, export, serve, serve-bench, kernels")]
     [InlineData(new[] { "predict", "--weights" }, 2, "xception: option --weights of 'predict' needs a value")]
     public void BadInputIsOneLineAndANonZeroExit(string[] args, int expectedCode, string message)

@@ -18,7 +18,7 @@ public class ParserTests
     static readonly Dictionary<string, (string[] Values, string[] Flags)> Contract = new()
     {
         ["devices"] = ([], ["help"]),
-        ["bench"] = (["op", "batch", "image-size", "min-seconds", "model", "steps", "device", "devices", "cpu-threads", "distributed", "bucket-mb"],
+        ["bench"] = (["op", "batch", "image-size", "min-seconds", "model", "steps", "segments", "device", "devices", "cpu-threads", "distributed", "bucket-mb"],
             ["backward", "help", "sync-bn"]),
         ["summary"] = (["classes", "image-size", "pooling", "middle-blocks", "separable-activation", "segments"], ["no-top", "no-residual", "help"]),
         ["predict"] = (["weights", "device", "top", "image-size", "resize", "batch", "input", "output", "classes", "max-image-pixels"], ["logits", "help"]),

@@ -92,6 +92,37 @@ public class Conv2DTests
         }
     }
 
+    // The CPU accelerator's grouped convolutions as batched GEMMs at the segments study's widths: groups of 16 and 32
+    // channels whose weight columns are whole SIMD panels read in place and partial ones packed, strided and
+    // 'valid' windows, and chunks of one and three output rows (chunks that end inside an image).
+    [Fact]
+    public void GroupedConv2DInChunksOfRowsMatchesReference()
+    {
+        using var d = Gpu.Runtime.Device.Open("cpu");
+        foreach (var (c, o, g, stride, padding) in new[] { (64, 64, 4, 1, Padding.Same), (64, 96, 2, 2, Padding.Same), (48, 40, 8, 1, Padding.Valid) })
+            foreach (long rows in new long[] { 1, 3, 1 << 20 })
+            {
+                int n = 2, h = 9, w = 7;
+                var x = TestData.Uniform(n * h * w * c, 51); var wt = TestData.Uniform(9 * (c / g) * o, 52);
+                using var tx = Tensor.From(d, x, n, h, w, c); using var tw = Tensor.From(d, wt, 3, 3, c / g, o);
+                var s = Conv2D.Geometry(tx.Shape, tw.Shape, stride, padding);
+                var op = Conv2D.On(d);
+                op.ColumnChunkFloats = rows * s.OW * 9 * c;
+                string name = $"{c}->{o} groups {g} s{stride} {padding}, {rows}-row chunks";
+                using var ty = Tensor.Zeros(d, s.OutputShape());
+                op.Forward(tx, tw, stride, padding, ty);
+                Check.Close($"grouped conv forward {name}", ty.ToArray(), Conv2D.Reference.Forward(TestData.D(x), TestData.D(wt), s), Check.ForSum(9 * c / g));
+                var dy = TestData.Uniform(s.OutputLength, 53);
+                using var tdy = Tensor.From(d, dy, s.OutputShape());
+                using var tdx = Tensor.Zeros(d, n, h, w, c); using var tdw = Tensor.Zeros(d, 3, 3, c / g, o);
+                op.BackwardInput(tdy, tw, stride, padding, tdx);
+                op.BackwardWeight(tx, tdy, stride, padding, tdw);
+                var (rdx, rdw) = Conv2D.Reference.Backward(TestData.D(x), TestData.D(wt), TestData.D(dy), s);
+                Check.Close($"grouped conv input gradient {name}", tdx.ToArray(), rdx, Check.ForSum(9 * o / g));
+                Check.Close($"grouped conv weight gradient {name}", tdw.ToArray(), rdw, Check.ForSum(s.OutputPixels));
+            }
+    }
+
     [Fact]
     public void ReferenceGradientsMatchCentralDifferences()
     {

@@ -10,9 +10,10 @@ namespace Xception.Gpu.Ops;
 /// Regular k x k convolution without bias: x [N, H, W, C] * w [KH, KW, C / G, O] -> y [N, OH, OW, O], stride s,
 /// TensorFlow 'same' or 'valid' padding, G groups (Keras' Conv2D(groups=G); the group count follows from
 /// the weights' third dimension). Forward, input gradient, weight gradient, float64 reference.
-/// At <see cref="Precision.Tf32"/> or <see cref="Precision.Bf16"/> an ungrouped convolution runs as implicit GEMM on
-/// the tensor cores where the device has them (<see cref="ConvTensorCoreKernels"/>) and as im2col + <see cref="Gemm"/>
-/// on the CPU accelerator (which rounds); elsewhere, and for grouped convolutions, the operands are rounded to the
+/// The CPU accelerator runs it as im2col + <see cref="Gemm"/>, a batch of one GEMM per group (which rounds the
+/// operands at <see cref="Precision.Tf32"/> or <see cref="Precision.Bf16"/>). On GPUs at those precisions an ungrouped
+/// convolution runs as implicit GEMM on the tensor cores where the device has them
+/// (<see cref="ConvTensorCoreKernels"/>); elsewhere, and for grouped convolutions, the operands are rounded to the
 /// format and the fp32 kernels multiply them, so every device computes with the same operands.
 /// </summary>
 public sealed class Conv2D
@@ -73,11 +74,17 @@ public sealed class Conv2D
         Expect.Device(Name, d, ("input", x), ("weights", w), ("output", y));
         var s = Geometry(x.Shape, w.Shape, stride, padding);
         Expect.Dims(Name, "output", y, s.OutputShape());
-        if (UsesGemm(s))
+        if (UsesGemm)
         {
+            // y_g = col_g w_g: group g's columns [pixels, kg] by its weights (rows kg, columns g * Og onwards of w)
+            // into its output channels (columns g * Og onwards of y).
+            int kg = s.KH * s.KW * s.GroupInputs, og = s.GroupOutputs;
             foreach (var (row0, rows, col) in Chunks(s, x.View))
-                Gemm.On(d).Run(col, false, w.View, false, rows * s.OW, s.O, s.KH * s.KW * s.C, 0f,
-                    y.View.SubView((long)row0 * s.OW * s.O, (long)rows * s.OW * s.O));
+            {
+                int m = rows * s.OW;
+                Gemm.On(d).RunBatches(col, kg, 1, (long)m * kg, w.View, s.O, 1, og, m, og, kg, 0f,
+                    y.View.SubView((long)row0 * s.OW * s.O, (long)m * s.O), s.O, og, s.Groups);
+            }
             return;
         }
         var (xv, wv) = (x.View, w.View);
@@ -99,17 +106,17 @@ public sealed class Conv2D
         Expect.Device(Name, d, ("output gradient", dy), ("weights", w), ("input gradient", dx));
         var s = Geometry(dx.Shape, w.Shape, stride, padding);
         Expect.Dims(Name, "output gradient", dy, s.OutputShape());
-        if (UsesGemm(s))
+        if (UsesGemm)
         {
-            // dcol = dY W^T, chunk by chunk, added back onto the pixels each column came from.
+            // dcol_g = dY_g W_g^T, chunk by chunk, added back onto the pixels each column came from.
             dx.View.MemSetToZero();
-            int k = s.KH * s.KW * s.C, chunkRows = ChunkRows(s);
+            int kg = s.KH * s.KW * s.GroupInputs, og = s.GroupOutputs, chunkRows = ChunkRows(s);
             for (int row0 = 0; row0 < s.N * s.OH; row0 += chunkRows)
             {
-                int rows = Math.Min(chunkRows, s.N * s.OH - row0);
-                var dcol = d.Scratch(ScratchSlot.Columns, (long)rows * s.OW * k);
-                Gemm.On(d).Run(dy.View.SubView((long)row0 * s.OW * s.O, (long)rows * s.OW * s.O), false, w.View, true,
-                    rows * s.OW, k, s.O, 0f, dcol);
+                int rows = Math.Min(chunkRows, s.N * s.OH - row0), m = rows * s.OW;
+                var dcol = d.Scratch(ScratchSlot.Columns, (long)m * kg * s.Groups);
+                Gemm.On(d).RunBatches(dy.View.SubView((long)row0 * s.OW * s.O, (long)m * s.O), s.O, 1, og, w.View, 1, s.O, og,
+                    m, kg, og, 0f, dcol, kg, (long)m * kg, s.Groups);
                 col2im!(d.CpuWorkers, dcol, s, row0, rows, d.CpuCores, dx.View);
             }
             return;
@@ -133,14 +140,16 @@ public sealed class Conv2D
         Expect.Device(Name, d, ("input", x), ("output gradient", dy), ("weight gradient", dw));
         var s = Geometry(x.Shape, dw.Shape, stride, padding);
         Expect.Dims(Name, "output gradient", dy, s.OutputShape());
-        if (UsesGemm(s))
+        if (UsesGemm)
         {
-            // dW = col^T dY, summed over the chunks.
+            // dW_g = col_g^T dY_g, summed over the chunks.
+            int kg = s.KH * s.KW * s.GroupInputs, og = s.GroupOutputs;
             bool first = true;
             foreach (var (row0, rows, col) in Chunks(s, x.View))
             {
-                Gemm.On(d).Run(col, true, dy.View.SubView((long)row0 * s.OW * s.O, (long)rows * s.OW * s.O), false,
-                    s.KH * s.KW * s.C, s.O, rows * s.OW, first ? 0f : 1f, dw.View);
+                int m = rows * s.OW;
+                Gemm.On(d).RunBatches(col, 1, kg, (long)m * kg, dy.View.SubView((long)row0 * s.OW * s.O, (long)m * s.O), s.O, 1, og,
+                    kg, og, m, first ? 0f : 1f, dw.View, s.O, og, s.Groups);
                 first = false;
             }
             return;
@@ -180,12 +189,12 @@ public sealed class Conv2D
     /// <summary>A whole tensor rounded to the format in scratch (the devices that multiply rounded operands in fp32).</summary>
     ArrayView<float> Rounded(ArrayView<float> v, int slot, int format) => Gemm.On(d).Rounded(v, v.Length, slot, format);
 
-    /// <summary>The CPU accelerator runs ungrouped convolutions as im2col + GEMM; grouped ones use the direct kernels.</summary>
-    bool UsesGemm(ConvShape s) => im2col is not null && s.Groups == 1;
+    /// <summary>The CPU accelerator runs convolutions as im2col + GEMM (grouped ones as a batch of GEMMs).</summary>
+    bool UsesGemm => im2col is not null;
 
     int ChunkRows(ConvShape s) => (int)Math.Clamp(ColumnChunkFloats / ((long)s.OW * s.KH * s.KW * s.C), 1, s.N * s.OH);
 
-    /// <summary>The output rows in chunks, each with its im2col columns (valid until the next chunk).</summary>
+    /// <summary>The output rows in chunks, each with its group-major im2col columns (valid until the next chunk).</summary>
     IEnumerable<(int Row0, int Rows, ArrayView<float> Columns)> Chunks(ConvShape s, ArrayView<float> x)
     {
         int k = s.KH * s.KW * s.C, chunkRows = ChunkRows(s);

@@ -72,7 +72,7 @@ public sealed class Gemm
         }
         if (!d.UsesGpuKernels)
         {
-            RunCpu(a, aRow, aCol, b, bRow, bCol, m, n, k, beta, c);
+            RunCpu(a, aRow, aCol, 0, b, bRow, bCol, 0, m, n, k, beta, c, n, 0, 1);
             return;
         }
         long tiles = (long)((m + GemmKernels.GpuTileM - 1) / GemmKernels.GpuTileM) * ((n + GemmKernels.GpuTileN - 1) / GemmKernels.GpuTileN);
@@ -127,38 +127,71 @@ public sealed class Gemm
     }
 
     /// <summary>
-    /// The CPU accelerator's GEMM: pack the panels of B that are not already k-major (a launch over them), then one
-    /// unit of C per core. Rows of C
-    /// are split among the cores where there are enough of them, then panels of columns, and K only for a small
-    /// C with a long K (weight gradients of small layers); K slices go to scratch and are added in order.
+    /// On the CPU accelerator, <paramref name="batches"/> independent products of one size in one launch each of
+    /// packing and multiplying (the groups of a grouped convolution): C_g = A_g B_g + beta C_g for g below
+    /// <paramref name="batches"/>, where A_g(i, j) = a[g * aBatch + i * aRow + j * aCol], B_g(i, j) =
+    /// b[g * bBatch + i * bRow + j * bCol] and C_g(i, j) = c[g * cBatch + i * ldc + j]. One of each pair of
+    /// strides must be 1 (row-major or transposed operands).
     /// </summary>
-    void RunCpu(ArrayView<float> a, int aRow, int aCol, ArrayView<float> b, int bRow, int bCol,
-        int m, int n, int k, float beta, ArrayView<float> c)
+    internal void RunBatches(ArrayView<float> a, int aRow, int aCol, long aBatch, ArrayView<float> b, int bRow, int bCol, long bBatch,
+        int m, int n, int k, float beta, ArrayView<float> c, int ldc, long cBatch, int batches)
     {
-        var plan = CpuPlan(m, n, k, d.CpuCores);
-        int panels = (n + plan.PanelWidth - 1) / plan.PanelWidth;
+        if (d.UsesGpuKernels) throw new InvalidOperationException("batched GEMMs run on the CPU accelerator only");
+        if (m <= 0 || n <= 0 || k <= 0 || batches <= 0 || ldc < n)
+            throw new OpArgumentException(Name, $"sizes M={m}, N={n}, K={k}, {batches} products, C row stride {ldc} must be positive (the stride at least N)");
+        long aEnd = Extent(aBatch, batches, aRow, m, aCol, k), bEnd = Extent(bBatch, batches, bRow, k, bCol, n), cEnd = Extent(cBatch, batches, ldc, m, 1, n);
+        if (a.Length < aEnd || b.Length < bEnd || c.Length < cEnd)
+            throw new ShapeException(Name, $"{batches} products of M={m}, N={n}, K={k} need A of {aEnd}, B of {bEnd}, C of {cEnd} values; got {a.Length}, {b.Length}, {c.Length}");
+        if (d.Precision != Precision.Fp32)
+        {
+            int format = Format(d.Precision);
+            a = Rounded(a, aEnd, ScratchSlot.RoundedA, format);
+            b = Rounded(b, bEnd, ScratchSlot.RoundedB, format);
+        }
+        RunCpu(a, aRow, aCol, aBatch, b, bRow, bCol, bBatch, m, n, k, beta, c, ldc, cBatch, batches);
+    }
+
+    /// <summary>One past the last index a batch of strided [rows, cols] matrices reaches.</summary>
+    static long Extent(long batchStride, int batches, long rowStride, int rows, long colStride, int cols) =>
+        (batches - 1) * batchStride + (rows - 1) * rowStride + (cols - 1) * colStride + 1;
+
+    /// <summary>
+    /// The CPU accelerator's GEMM: pack the panels of B that are not already k-major (a launch over them), then one
+    /// launch over the units of C (<see cref="CpuPlan"/>); K slices go to scratch and are added in order.
+    /// </summary>
+    void RunCpu(ArrayView<float> a, int aRow, int aCol, long aBatch, ArrayView<float> b, int bRow, int bCol, long bBatch,
+        int m, int n, int k, float beta, ArrayView<float> c, int ldc, long cBatch, int batches)
+    {
+        var plan = CpuPlan(m, n, k, d.CpuCores, batches, splitK: batches == 1 && ldc == n);
         // Row-major B's whole panels are read in place (packing them would cost a weight gradient as much as its
         // multiply, B there being the output gradient); the rest is packed into scratch.
         plan.InPlacePanels = bCol == 1 ? n / plan.PanelWidth : 0;
         plan.BRowStride = bRow;
-        int toPack = panels - plan.InPlacePanels;
-        var packed = d.Scratch(ScratchSlot.GemmPacked, Math.Max(1L, (long)toPack * k * plan.PanelWidth));
-        if (toPack > 0) packB!(new KernelConfig(Math.Min(toPack, d.CpuCores), 1), b, bRow, bCol, plan, packed);
+        (plan.Ldc, plan.ABatch, plan.BBatch, plan.CBatch) = (ldc, aBatch, bBatch, cBatch);
+        long toPack = (long)batches * plan.PackedPanels;
+        var packed = d.Scratch(ScratchSlot.GemmPacked, Math.Max(1L, toPack * k * plan.PanelWidth));
+        if (toPack > 0) packB!(new KernelConfig((int)Math.Min(toPack, d.CpuCores), 1), b, bRow, bCol, plan, packed);
         var target = plan.KSlices == 1 ? c : d.Scratch(ScratchSlot.GemmPartials, (long)plan.KSlices * m * n);
         multiply!(d.CpuWorkers, a, aRow, aCol, b, packed, plan, beta, target);
         if (plan.KSlices > 1) Reductions.On(d).SumRows(target, plan.KSlices, m * n, beta, c);
     }
 
-    /// <summary>How <see cref="RunCpu"/> cuts C[M, N] over K among <paramref name="workers"/> threads.</summary>
-    internal static GemmCpuPlan CpuPlan(int m, int n, int k, int workers)
+    /// <summary>
+    /// How <see cref="RunCpu"/> cuts <paramref name="batches"/> products C[M, N] over K among <paramref name="workers"/>
+    /// threads: each product into as many units as make the total a multiple of the workers, rows of C first where
+    /// there are enough of them, then panels of columns, and K only for one small C with a long K (weight gradients
+    /// of small layers) where <paramref name="splitK"/> allows it.
+    /// </summary>
+    internal static GemmCpuPlan CpuPlan(int m, int n, int k, int workers, int batches = 1, bool splitK = true)
     {
         int nr = GemmCpuKernels.PanelWidth, mr = GemmCpuKernels.Rows;
         int tilesM = (m + mr - 1) / mr, panels = (n + nr - 1) / nr;
-        int rowUnits = Math.Min(tilesM, workers);
-        int colUnits = Math.Min(panels, (workers + rowUnits - 1) / rowUnits);
+        int perBatch = workers / Gcd(batches, workers);
+        int rowUnits = Math.Min(tilesM, perBatch);
+        int colUnits = Math.Min(panels, (perBatch + rowUnits - 1) / rowUnits);
         int slices = 1;
         // A C too small to give every worker rows or columns, over a long K: split K as well.
-        if (rowUnits * colUnits < workers && k >= 2 * GemmCpuKernels.KBlock)
+        if (splitK && rowUnits * colUnits < workers && k >= 2 * GemmCpuKernels.KBlock)
             slices = Math.Min(workers / (rowUnits * colUnits), k / GemmCpuKernels.KBlock);
         while (slices > 1 && (long)slices * m * n > (64L << 20)) slices /= 2;
         int kChunk = slices <= 1 ? k : ((k + slices - 1) / slices + GemmCpuKernels.KBlock - 1) / GemmCpuKernels.KBlock * GemmCpuKernels.KBlock;
@@ -170,8 +203,11 @@ public sealed class Gemm
             M = m, N = n, K = k, PanelWidth = nr, KChunk = kChunk, KSlices = slices,
             UnitRows = unitRows, RowUnits = (m + unitRows - 1) / unitRows,
             UnitPanels = unitPanels, ColUnits = (panels + unitPanels - 1) / unitPanels,
+            Ldc = n, Batches = batches,
         };
     }
+
+    static int Gcd(int a, int b) => b == 0 ? a : Gcd(b, a % b);
 
     /// <summary>Float64 reference of <see cref="Run"/>.</summary>
     internal static double[] Reference(double[] a, bool transA, double[] b, bool transB, int m, int n, int k,

@@ -7,19 +7,21 @@ using ILGPU.IR.Intrinsics;
 using ILGPU.Runtime;
 
 /// <summary>
-/// The regular convolution's CPU variant as GEMMs (see <see cref="Conv2DKernels"/> for the GPU one): the op
-/// lays a chunk of output rows out as im2col rows [pixels, KH * KW * C] (zeros where the window hangs over the
-/// padding), multiplies by the weights [KH * KW * C, O] with the SIMD GEMM, and for the input gradient adds the
-/// columns' gradient back onto the input pixels they came from (col2im). Chunks keep the column buffer small.
+/// The regular and grouped convolution's CPU variant as GEMMs (see <see cref="Conv2DKernels"/> for the GPU one):
+/// the op lays a chunk of output rows out as im2col rows, group by group: col[g, pixel, (ky, kx, c)] holds the
+/// window of group g's Cg input channels (zeros where the window hangs over the padding), so that each group's
+/// columns [pixels, KH * KW * Cg] multiply its weights [KH * KW * Cg, Og] (a batch of GEMMs, one per group); for
+/// the input gradient it adds the columns' gradient back onto the input pixels they came from (col2im). Chunks
+/// keep the column buffer small.
 /// </summary>
 [CpuOnlyKernels]
 public static class ConvCpuKernels
 {
-    /// <summary>col[p, (ky, kx, c)] for the output rows [row0, row0 + rows) of the [N * OH] rows.</summary>
+    /// <summary>col[g, p, (ky, kx, c)] for the output rows [row0, row0 + rows) of the [N * OH] rows.</summary>
     public static void Im2Col(
         ArrayView<float> x,    // [N, H, W, C]
         ConvShape s, int row0, int rows, int units,
-        ArrayView<float> col)  // [rows * OW, KH * KW * C]
+        ArrayView<float> col)  // [G, rows * OW, KH * KW * C / G]
     {
         int step = Grids.Stride;
         for (int u = Grids.Start; u < units; u += step) ConvCpu.Im2Col(x, s, row0, rows, u, units, col);
@@ -27,7 +29,7 @@ public static class ConvCpuKernels
 
     /// <summary>dx[pixel] += every column entry that pixel fed, for the output rows [row0, row0 + rows).</summary>
     public static void Col2ImAdd(
-        ArrayView<float> dcol, // [rows * OW, KH * KW * C]
+        ArrayView<float> dcol, // [G, rows * OW, KH * KW * C / G]
         ConvShape s, int row0, int rows, int units,
         ArrayView<float> dx)   // [N, H, W, C]
     {
@@ -96,23 +98,27 @@ internal static unsafe class ConvCpu
     public static void Im2Col(ArrayView<float> xv, ConvShape s, int row0, int rows, int u, int units, ArrayView<float> colv)
     {
         float* x = (float*)xv.LoadEffectiveAddressAsPtr(), col = (float*)colv.LoadEffectiveAddressAsPtr();
-        int c = s.C, k = s.KH * s.KW * c;
+        int c = s.C, cg = s.GroupInputs, groups = s.Groups, kg = s.KH * s.KW * cg;
+        long groupStride = (long)rows * s.OW * kg;
         CpuBands.Of(rows, u, units, out int r0, out int r1);
         for (int r = r0; r < r1; r++)
         {
             int g = row0 + r, n = g / s.OH, oy = g - n * s.OH;
             for (int ox = 0; ox < s.OW; ox++)
             {
-                float* dst = col + ((long)r * s.OW + ox) * k;
+                float* dst = col + ((long)r * s.OW + ox) * kg;
                 for (int ky = 0; ky < s.KH; ky++)
                 {
                     int iy = oy * s.Stride + ky - s.PadTop;
                     for (int kx = 0; kx < s.KW; kx++)
                     {
                         int ix = ox * s.Stride + kx - s.PadLeft;
-                        float* d = dst + (ky * s.KW + kx) * c;
-                        if (iy < 0 || iy >= s.H || ix < 0 || ix >= s.W) new Span<float>(d, c).Clear();
-                        else new ReadOnlySpan<float>(x + ((long)(n * s.H + iy) * s.W + ix) * c, c).CopyTo(new Span<float>(d, c));
+                        float* d = dst + (ky * s.KW + kx) * cg;
+                        bool outside = iy < 0 || iy >= s.H || ix < 0 || ix >= s.W;
+                        float* src = x + ((long)(n * s.H + iy) * s.W + ix) * c;
+                        for (int grp = 0; grp < groups; grp++, d += groupStride, src += cg)
+                            if (outside) new Span<float>(d, cg).Clear();
+                            else new ReadOnlySpan<float>(src, cg).CopyTo(new Span<float>(d, cg));
                     }
                 }
             }
@@ -139,7 +145,8 @@ internal static unsafe class ConvCpu
     static void Col2ImAdd<T, V>(float* dcol, ConvShape s, int row0, int rows, int u, int units, float* dx)
         where T : struct, IVec<V> where V : struct
     {
-        int c = s.C, vw = T.Width, cv = c - c % vw, k = s.KH * s.KW * c;
+        int c = s.C, cg = s.GroupInputs, groups = s.Groups, vw = T.Width, cv = cg - cg % vw, kg = s.KH * s.KW * cg;
+        long groupStride = (long)rows * s.OW * kg;
         int first = row0, last = row0 + rows - 1;           // global output rows n * OH + oy
         int nA = first / s.OH, oyA = first - nA * s.OH, nB = last / s.OH, oyB = last - nB * s.OH;
         int g0 = nA * s.H + Math.Max(0, oyA * s.Stride - s.PadTop);
@@ -165,10 +172,13 @@ internal static unsafe class ConvCpu
                     for (int ox = ox0; ox <= ox1; ox++)
                     {
                         int kx = ix + s.PadLeft - ox * s.Stride;
-                        float* src = dcol + (prow + ox) * k + (ky * s.KW + kx) * c;
-                        int ch = 0;
-                        for (; ch < cv; ch += vw) T.Store(dxo + ch, T.Add(T.Load(dxo + ch), T.Load(src + ch)));
-                        for (; ch < c; ch++) dxo[ch] += src[ch];
+                        float* src = dcol + (prow + ox) * kg + (ky * s.KW + kx) * cg, dst = dxo;
+                        for (int grp = 0; grp < groups; grp++, src += groupStride, dst += cg)
+                        {
+                            int ch = 0;
+                            for (; ch < cv; ch += vw) T.Store(dst + ch, T.Add(T.Load(dst + ch), T.Load(src + ch)));
+                            for (; ch < cg; ch++) dst[ch] += src[ch];
+                        }
                     }
                 }
             }

@@ -7,9 +7,10 @@ using ILGPU.IR.Intrinsics;
 using ILGPU.Runtime;
 
 /// <summary>
-/// How one CPU GEMM C[M, N] = A[M, K] B[K, N] (+ beta C) is cut into work units, one unit per worker thread:
-/// RowUnits x ColUnits blocks of C, and KSlices slices of K. With one slice every unit writes C directly;
-/// with several, slice s writes its partial product to partials[s, M, N] and a row sum adds them.
+/// How a CPU GEMM C[M, N] = A[M, K] B[K, N] (+ beta C), or a batch of independent ones of one size, is cut into
+/// work units, one unit per worker thread: per product RowUnits x ColUnits blocks of C and KSlices slices of K.
+/// With one slice every unit writes C directly; with several (one product with a dense C only), slice s writes
+/// its partial product to partials[s, M, N] and a row sum adds them.
 /// </summary>
 public struct GemmCpuPlan
 {
@@ -26,8 +27,19 @@ public struct GemmCpuPlan
     public int InPlacePanels;
     /// <summary>B's row stride, for the panels read in place.</summary>
     public int BRowStride;
+    /// <summary>C's row stride: N for a dense C, more where each product writes a band of columns of a wider matrix.</summary>
+    public int Ldc;
+    /// <summary>
+    /// Independent products in one launch (the groups of a grouped convolution); product g's A, B and C start
+    /// ABatch, BBatch and CBatch floats after product 0's, and its packed panels after product g - 1's.
+    /// </summary>
+    public int Batches;
+    public long ABatch, BBatch, CBatch;
 
-    public readonly int Units => RowUnits * ColUnits * KSlices;
+    /// <summary>Panels of B (per product) that are packed rather than read in place.</summary>
+    public readonly int PackedPanels => (N + PanelWidth - 1) / PanelWidth - InPlacePanels;
+
+    public readonly int Units => Batches * RowUnits * ColUnits * KSlices;
 }
 
 /// <summary>
@@ -53,27 +65,27 @@ public static class GemmCpuKernels
     public static int PanelWidth => 2 * Simd.Width;
 
     /// <summary>
-    /// packed[p - InPlacePanels, k, j] = b(k, p * NR + j) for the panels not read in place, zero past column N;
-    /// b(k, j) = b[k * bRow + j * bCol].
+    /// packed[g, p - InPlacePanels, k, j] = b_g(k, p * NR + j) for the panels not read in place, zero past column N;
+    /// b_g(k, j) = b[g * BBatch + k * bRow + j * bCol].
     /// </summary>
     public static void PackB(
-        ArrayView<float> b, int bRow, int bCol,  // B [K, N]
+        ArrayView<float> b, int bRow, int bCol,  // B [K, N] per product
         GemmCpuPlan plan,
-        ArrayView<float> packed)                 // [panels, K, NR]
+        ArrayView<float> packed)                 // [Batches, PackedPanels, K, NR]
     {
-        int panels = (plan.N + plan.PanelWidth - 1) / plan.PanelWidth;
+        int perBatch = plan.PackedPanels, all = plan.Batches * perBatch;
         int step = Grids.Stride;
-        for (int p = plan.InPlacePanels + Grids.Start; p < panels; p += step)
-            GemmCpu.PackPanel(b, bRow, bCol, plan, p, packed);
+        for (int q = Grids.Start; q < all; q += step)
+            GemmCpu.PackPanel(b, bRow, bCol, plan, q / perBatch, plan.InPlacePanels + q % perBatch, packed);
     }
 
     /// <summary>One worker's units of C (or of the K-slice partials) from A and B's panels (packed, or B itself).</summary>
     public static void Multiply(
-        ArrayView<float> a, int aRow, int aCol,  // A [M, K]
-        ArrayView<float> b,                      // B [K, N] (its in-place panels)
-        ArrayView<float> packed,                 // [panels - InPlacePanels, K, NR]
+        ArrayView<float> a, int aRow, int aCol,  // A [M, K] per product
+        ArrayView<float> b,                      // B [K, N] per product (its in-place panels)
+        ArrayView<float> packed,                 // [Batches, PackedPanels, K, NR]
         GemmCpuPlan plan, float beta,
-        ArrayView<float> c)                      // C [M, N], or [KSlices, M, N] partials
+        ArrayView<float> c)                      // C [M, N] (row stride Ldc) per product, or [KSlices, M, N] partials
     {
         int units = plan.Units;
         int step = Grids.Stride;
@@ -88,11 +100,11 @@ internal static unsafe class GemmCpu
     const int Rows = GemmCpuKernels.Rows, KBlock = GemmCpuKernels.KBlock, MBlock = GemmCpuKernels.MBlock;
 
     [IntrinsicImplementation, MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void PackPanel(ArrayView<float> bv, int bRow, int bCol, GemmCpuPlan plan, int p, ArrayView<float> packedv)
+    public static void PackPanel(ArrayView<float> bv, int bRow, int bCol, GemmCpuPlan plan, int batch, int p, ArrayView<float> packedv)
     {
-        float* b = (float*)bv.LoadEffectiveAddressAsPtr();
         int nr = plan.PanelWidth, k = plan.K, n = plan.N;
-        float* dst = (float*)packedv.LoadEffectiveAddressAsPtr() + (long)(p - plan.InPlacePanels) * k * nr;
+        float* b = (float*)bv.LoadEffectiveAddressAsPtr() + batch * plan.BBatch;
+        float* dst = (float*)packedv.LoadEffectiveAddressAsPtr() + ((long)batch * plan.PackedPanels + p - plan.InPlacePanels) * k * nr;
         int j0 = p * nr, cols = Math.Min(nr, n - j0);
         if (bCol == 1 && cols == nr)
         {
@@ -144,15 +156,21 @@ internal static unsafe class GemmCpu
     static void Unit<T, V>(float* a, long aRow, long aCol, float* b, float* packed, GemmCpuPlan plan, float beta, int u, float* c)
         where T : struct, IVec<V> where V : struct
     {
-        int perSlice = plan.RowUnits * plan.ColUnits;
+        int perSlice = plan.RowUnits * plan.ColUnits, perBatch = perSlice * plan.KSlices;
+        int batch = u / perBatch;
+        u -= batch * perBatch;
         int slice = u / perSlice, rest = u - slice * perSlice;
         int ru = rest / plan.ColUnits, cu = rest - ru * plan.ColUnits;
-        int m = plan.M, n = plan.N, k = plan.K, nr = plan.PanelWidth;
+        int m = plan.M, n = plan.N, k = plan.K, nr = plan.PanelWidth, ldc = plan.Ldc;
         int panels = (n + nr - 1) / nr;
         int i0 = ru * plan.UnitRows, i1 = Math.Min(m, i0 + plan.UnitRows);
         int p0 = cu * plan.UnitPanels, p1 = Math.Min(panels, p0 + plan.UnitPanels);
         int k0 = slice * plan.KChunk, k1 = Math.Min(k, k0 + plan.KChunk);
-        if (plan.KSlices > 1) { c += (long)slice * m * n; beta = 0f; }
+        a += batch * plan.ABatch;
+        b += batch * plan.BBatch;
+        packed += (long)batch * plan.PackedPanels * k * nr;
+        c += batch * plan.CBatch;
+        if (plan.KSlices > 1) { c += (long)slice * m * n; ldc = n; beta = 0f; }
         float* edge = stackalloc float[Rows * 32];
         for (int kb = k0; kb < k1; kb += KBlock)
         {
@@ -168,7 +186,7 @@ internal static unsafe class GemmCpu
                     long ldb = inPlace ? plan.BRowStride : nr;
                     int j0 = p * nr, cols = Math.Min(nr, n - j0);
                     for (int i = ib; i < ie; i += Rows)
-                        Tile<T, V>(a + i * aRow + kb * aCol, aRow, aCol, bp, ldb, kc, c + (long)i * n + j0, n,
+                        Tile<T, V>(a + i * aRow + kb * aCol, aRow, aCol, bp, ldb, kc, c + (long)i * ldc + j0, ldc,
                             Math.Min(Rows, ie - i), cols, bk, edge);
                 }
             }

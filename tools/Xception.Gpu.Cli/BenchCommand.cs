@@ -14,12 +14,14 @@ static class BenchCommand
         input read once, each output written once). The device is synchronized before the clock is read.
 
         xception bench --model xception|xception-mini [--pass inference|training|both] [--device D] [--batch N]
-                       [--image-size S] [--min-seconds T] [--cpu-threads T]
+                       [--image-size S] [--segments K] [--min-seconds T] [--cpu-threads T]
 
         The whole model: images per second and milliseconds per batch for inference (forward, batch norm
         with its moving statistics) and for a training step (forward, loss, backward, SGD update), and the
         rate of the forward's multiply-adds (a training step counts three times the forward's). On the CPU
-        the instruction-set path of the micro-kernels is printed too (avx512, avx2 or portable).
+        the instruction-set path of the micro-kernels is printed too (avx512, avx2 or portable). --segments
+        times the segments study's variant: every separable layer's spatial convolution in K channel
+        segments (a grouped convolution; 1 is a regular convolution, 0 the depthwise default).
 
         xception bench --devices L [--model xception-mini|xception] [--batch B] [--image-size S]
                        [--steps N] [--cpu-threads T] [--sync-bn]
@@ -39,11 +41,14 @@ static class BenchCommand
         Choice("model", ["xception-mini", "xception"], "the whole model to time (with --devices: the model to train; default xception-mini)"),
         Choice("pass", ["inference", "training", "both"], "with --model: which whole-model pass to time (default both)"),
         Value("steps", "N", "with --devices: training steps timed per row (default 5)"),
+        Value("segments", "K", "with --model: every separable layer's spatial convolution in K channel segments (0, the default, is depthwise)"),
         ReplicaOptions.Group,
     };
 
     static int Run(Args a)
     {
+        if (a.String("segments") is not null && (a.String("model") is null || a.String("devices") is not null))
+            throw new UsageException("--segments times a whole model's variant: give it with --model and without --devices");
         if (a.String("devices") is not null) return ScalingBenchCommand.Run(a);
         if (a.String("model") is not null) return RunModel(a);
         var opName = a.String("op", "all").ToLowerInvariant();
@@ -78,6 +83,8 @@ static class BenchCommand
         int batch = a.Int("batch", 8, 1, 4096);
         string modelName = ModelOption.Read(a, ModelPresets.Mini);
         var config = ModelOption.Config(a, ModelPresets.Mini);
+        if (a.String("segments") is not null) config = config with { Segments = a.Int("segments", 0, 0, 4096) };
+        config.Validate();
         double minSeconds = a.Double("min-seconds", 3, 0, 3600);
         string passName = a.String("pass", "both").ToLowerInvariant();
         ModelPass[] passes = passName switch
@@ -92,7 +99,8 @@ static class BenchCommand
         using var device = Device.Open(spec, threads);
         device.Precision = PrecisionOption.Read(a);
         string simd = device.IsCpu ? $"; SIMD {Xception.Gpu.Kernels.Cpu.Simd.Name}, {device.CpuCores} threads" : "";
-        Console.WriteLine($"device {device}{simd}{PrecisionOption.Describe(device)}; {modelName} {config.ImageSize}x{config.ImageSize}; batch {batch}");
+        string segments = config.Segments == 0 ? "" : $" in {config.Segments} segment{(config.Segments == 1 ? "" : "s")}";
+        Console.WriteLine($"device {device}{simd}{PrecisionOption.Describe(device)}; {modelName}{segments} {config.ImageSize}x{config.ImageSize}; batch {batch}");
         foreach (var pass in passes)
         {
             var r = ModelBench.Run(device, config, batch, pass, minSeconds);

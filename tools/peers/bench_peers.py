@@ -14,6 +14,9 @@ kernel, and page-faulting the activations in again dominates a 299x299 batch); -
 --allocator choose otherwise. ONNX Runtime keeps its own memory arena. Each measurement runs --warmup untimed iterations, then
 --steps timed iterations, or, without --steps, at least 3 and at least --seconds seconds' worth.
 
+--segments K times the paper's segments variant in PyTorch and in this project (every separable
+convolution's spatial 3x3 in K channel groups; ONNX Runtime is not run then).
+
   python3 tools/peers/bench_peers.py --onnx m.onnx --batch 8 --threads 2
 """
 
@@ -85,7 +88,7 @@ except ImportError:
     sys.exit("bench_peers: PyTorch is not installed (apt-get install python3-torch)")
 
 sys.path.insert(0, HERE)
-from xception_torch import Xception, check_parameter_counts  # noqa: E402
+from xception_torch import Xception, check_parameter_counts, parameter_counts  # noqa: E402
 
 
 def cpu_model():
@@ -131,9 +134,14 @@ def line(peer, what, args, sec_per_batch, iters):
 
 def bench_torch(args, passes):
     torch.manual_seed(0)
-    model = Xception()
-    total, trainable = check_parameter_counts(model)
-    print(f"pytorch model: Keras' Xception, {total:,} parameters ({trainable:,} trainable), {args.memory_format}")
+    model = Xception(segments=args.segments)
+    if args.segments:
+        total, trainable = parameter_counts(model)
+        what = f"Xception in {args.segments} segments"
+    else:
+        total, trainable = check_parameter_counts(model)
+        what = "Keras' Xception"
+    print(f"pytorch model: {what}, {total:,} parameters ({trainable:,} trainable), {args.memory_format}")
     fmt = torch.channels_last if args.memory_format == "channels-last" else torch.contiguous_format
     model = model.to(memory_format=fmt)
     x = (torch.rand(args.batch, 3, args.image_size, args.image_size) * 2 - 1).contiguous(memory_format=fmt)
@@ -213,7 +221,7 @@ def bench_xception(args, passes):
         "bench", "--model", "xception", "--device", "cpu", "--cpu-threads", str(args.threads),
         "--batch", str(args.batch), "--image-size", str(args.image_size),
         "--pass", "both" if len(passes) == 2 else next(iter(passes)), "--min-seconds", str(args.seconds),
-    ]
+    ] + (["--segments", str(args.segments)] if args.segments else [])
     proc = subprocess.run(cmd, capture_output=True, text=True, env=original_env())
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout + proc.stderr)
@@ -251,10 +259,16 @@ def main():
                         "installed) or glibc's malloc")
     p.add_argument("--xception", help="the xception command to time alongside, e.g. 'dotnet "
                    "tools/Xception.Gpu.Cli/bin/Release/net10.0/xception.dll' (default: none)")
+    p.add_argument("--segments", type=int, default=0,
+                   help="the segments variant: every separable 3x3 in K channel groups (default 0: depthwise)")
     p.add_argument("--runner", help="OnnxRunner's onnx-runner.dll or executable (default: built from OnnxRunner/)")
     args = p.parse_args()
     if args.batch < 1 or args.threads < 1 or args.image_size < 71 or (args.steps is not None and args.steps < 1):
         p.error("--batch, --threads and --steps must be positive, --image-size at least 71")
+    if args.segments < 0:
+        p.error("--segments must be 0 (depthwise) or a positive group count")
+    if args.segments and args.onnx:
+        p.error("--segments times PyTorch and this project only: leave out --onnx")
     if args.onnx and not os.path.isfile(args.onnx):
         p.error(f"--onnx {args.onnx}: no such file")
     passes = {"inference", "training"} if args.passes == "both" else {args.passes}

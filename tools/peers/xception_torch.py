@@ -9,6 +9,10 @@ as TensorFlow's do. The model returns the classifier's logits; Keras' softmax is
 Parameter count: 22,910,480 including the batch norms' moving mean and variance, 22,855,952
 trainable, as Keras' model.summary() reports for Xception(weights=None).
 
+Xception(segments=K) is the paper's segments variant that `xception study segments` trains: every
+separable convolution's depthwise 3x3 becomes a 3x3 convolution in K channel groups (Conv2d(groups=K);
+1 is a regular convolution); segments=0, the default, is the depthwise model above.
+
     python3 tools/peers/xception_torch.py        # prints the parameter counts and checks them
 """
 
@@ -56,11 +60,12 @@ def bn(c):
 
 
 class SeparableConv2d(nn.Module):
-    """SeparableConv2D(cout, 3, padding='same', use_bias=False): depthwise 3x3 then pointwise 1x1."""
+    """SeparableConv2D(cout, 3, padding='same', use_bias=False): depthwise 3x3 then pointwise 1x1
+    (the 3x3 in `segments` channel groups instead where segments > 0)."""
 
-    def __init__(self, cin, cout):
+    def __init__(self, cin, cout, segments=0):
         super().__init__()
-        self.depthwise = conv_same(cin, cin, 3, groups=cin)
+        self.depthwise = conv_same(cin, cin, 3, groups=segments or cin)
         self.pointwise = nn.Conv2d(cin, cout, 1, bias=False)
 
     def forward(self, x):
@@ -75,11 +80,12 @@ def max_pool_same():
 class EntryBlock(nn.Module):
     """Blocks 2, 3, 4 and 13: a strided 1x1 shortcut beside two separable convolutions and a max pool."""
 
-    def __init__(self, cin, c1, c2, relu_first):
+    def __init__(self, cin, c1, c2, relu_first, segments=0):
         super().__init__()
         self.shortcut = nn.Sequential(conv_same(cin, c2, 1, 2), bn(c2))
         layers = [nn.ReLU()] if relu_first else []
-        layers += [SeparableConv2d(cin, c1), bn(c1), nn.ReLU(), SeparableConv2d(c1, c2), bn(c2), max_pool_same()]
+        layers += [SeparableConv2d(cin, c1, segments), bn(c1), nn.ReLU(), SeparableConv2d(c1, c2, segments), bn(c2),
+                   max_pool_same()]
         self.main = nn.Sequential(*layers)
 
     def forward(self, x):
@@ -89,11 +95,11 @@ class EntryBlock(nn.Module):
 class MiddleBlock(nn.Module):
     """Blocks 5 to 12: x + 3 x [ReLU, SeparableConv 728, BN]."""
 
-    def __init__(self, c=728):
+    def __init__(self, c=728, segments=0):
         super().__init__()
         layers = []
         for _ in range(3):
-            layers += [nn.ReLU(), SeparableConv2d(c, c), bn(c)]
+            layers += [nn.ReLU(), SeparableConv2d(c, c, segments), bn(c)]
         self.main = nn.Sequential(*layers)
 
     def forward(self, x):
@@ -101,20 +107,20 @@ class MiddleBlock(nn.Module):
 
 
 class Xception(nn.Module):
-    def __init__(self, classes=1000):
+    def __init__(self, classes=1000, segments=0):
         super().__init__()
         self.block1 = nn.Sequential(
             nn.Conv2d(3, 32, 3, 2, 0, bias=False), bn(32), nn.ReLU(),
             nn.Conv2d(32, 64, 3, 1, 0, bias=False), bn(64), nn.ReLU(),
         )
-        self.block2 = EntryBlock(64, 128, 128, relu_first=False)
-        self.block3 = EntryBlock(128, 256, 256, relu_first=True)
-        self.block4 = EntryBlock(256, 728, 728, relu_first=True)
-        self.middle = nn.Sequential(*[MiddleBlock(728) for _ in range(8)])
-        self.block13 = EntryBlock(728, 728, 1024, relu_first=True)
+        self.block2 = EntryBlock(64, 128, 128, relu_first=False, segments=segments)
+        self.block3 = EntryBlock(128, 256, 256, relu_first=True, segments=segments)
+        self.block4 = EntryBlock(256, 728, 728, relu_first=True, segments=segments)
+        self.middle = nn.Sequential(*[MiddleBlock(728, segments) for _ in range(8)])
+        self.block13 = EntryBlock(728, 728, 1024, relu_first=True, segments=segments)
         self.block14 = nn.Sequential(
-            SeparableConv2d(1024, 1536), bn(1536), nn.ReLU(),
-            SeparableConv2d(1536, 2048), bn(2048), nn.ReLU(),
+            SeparableConv2d(1024, 1536, segments), bn(1536), nn.ReLU(),
+            SeparableConv2d(1536, 2048, segments), bn(2048), nn.ReLU(),
         )
         self.predictions = nn.Linear(2048, classes)
         self._keras_init()
@@ -125,7 +131,7 @@ class Xception(nn.Module):
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 w = m.weight
                 receptive = w[0][0].numel() if w.dim() > 2 else 1
-                if isinstance(m, nn.Conv2d) and m.groups > 1:
+                if isinstance(m, nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels:
                     # Keras' depthwise kernel (kh, kw, cin, 1): fan_in = kh*kw*cin, fan_out = kh*kw
                     fan_in, fan_out = m.in_channels * receptive, receptive
                 else:
