@@ -125,6 +125,31 @@ public class FreezeTests
         }
     }
 
+    /// <summary>
+    /// One optimizer across a freeze and an unfreeze (its update group rebuilt each time): while frozen, a layer's
+    /// weights and velocity stay exactly as they were; unfrozen again, it is updated again.
+    /// </summary>
+    [Fact]
+    public void FreezingAndUnfreezingBetweenStepsOfOneOptimizer()
+    {
+        using var m = Mini(21);
+        using var one = new SingleReplica(m, new OptimizerSettings { Kind = OptimizerKind.Sgd, Momentum = 0.9f });
+        Dictionary<string, float[]> Velocity() => one.Optimizer.Export().ToDictionary(t => t.Name, t => t.Data);
+        const string Layer = "block2_sepconv1", Kernel = Layer + "/pointwise_kernel";
+        Assert.True(one.Step(RandomBatch(22), 0.1f, 0).Applied);
+        var (weights, velocity) = (Snapshot(m), Velocity());
+        m[Layer].Trainable = false;
+        Assert.True(one.Step(RandomBatch(23), 0.1f, 1).Applied);
+        var (frozenWeights, frozenVelocity) = (Snapshot(m), Velocity());
+        Assert.Equal(weights[Kernel], frozenWeights[Kernel]);
+        Assert.Equal(velocity[$"optimizer/{Kernel}/velocity"], frozenVelocity[$"optimizer/{Kernel}/velocity"]);
+        Assert.NotEqual(weights["predictions/kernel"], frozenWeights["predictions/kernel"]);
+        m[Layer].Trainable = true;
+        Assert.True(one.Step(RandomBatch(24), 0.1f, 2).Applied);
+        Assert.NotEqual(frozenWeights[Kernel], Snapshot(m)[Kernel]);
+        Assert.NotEqual(frozenVelocity[$"optimizer/{Kernel}/velocity"], Velocity()[$"optimizer/{Kernel}/velocity"]);
+    }
+
     [Fact]
     public void FreezeUpToALayerAndUnknownNames()
     {

@@ -29,6 +29,7 @@ public sealed class OptimizerState : IDisposable
     readonly Model model;
     readonly OptimizerSettings s;
     readonly Dictionary<Parameter, (string Name, Tensor<float> A, Tensor<float>? B)> slots = new();
+    OptimizerGroup? group;
 
     public OptimizerState(Model model, OptimizerSettings settings)
     {
@@ -46,15 +47,35 @@ public sealed class OptimizerState : IDisposable
     /// <summary>One update of every trainable parameter with learning rate <paramref name="lr"/>.</summary>
     public void Step(float lr)
     {
-        var d = model.Device!;
-        var op = Optimizer.On(d);
-        foreach (var (p, (_, a, b)) in slots)
+        var g = Group();
+        if (s.Kind == OptimizerKind.Sgd) g.Sgd(lr, s.Momentum, s.Nesterov);
+        else g.RmsProp(lr, s.Rho, s.Momentum, s.Epsilon);
+    }
+
+    /// <summary>
+    /// The trainable parameters' update group, rebuilt when a layer was frozen or unfrozen or a parameter's tensors
+    /// were replaced (a frozen layer gets no update, and its velocity does not decay either).
+    /// </summary>
+    OptimizerGroup Group()
+    {
+        int i = 0;
+        bool same = group is not null;
+        foreach (var (p, _) in slots)
         {
-            if (!p.Trainable) continue; // frozen layer: no update, and its velocity does not decay either
-            float wd = p.Role == ParameterRole.Kernel ? s.WeightDecay : 0f; // Keras puts regularizers on kernels
-            if (s.Kind == OptimizerKind.Sgd) op.Sgd(p.Value!, p.Grad!, a, lr, s.Momentum, s.Nesterov, wd);
-            else op.RmsProp(p.Value!, p.Grad!, a, b!, lr, s.Rho, s.Momentum, s.Epsilon, wd);
+            if (!p.Trainable) continue;
+            if (p.Value is null || p.Grad is null) throw new InvalidOperationException($"{p.Owner?.Name}/{p.Name} is not on a device: was the model disposed?");
+            same = same && i < group!.Slots.Count && group.Slots[i].W == p.Value && group.Slots[i].G == p.Grad;
+            i++;
         }
+        if (same && i == group!.Slots.Count) return group;
+        group?.Dispose();
+        group = new OptimizerGroup(model.Device!, slots.Where(kv => kv.Key.Trainable).Select(kv =>
+        {
+            var (p, (_, a, b)) = (kv.Key, kv.Value);
+            float wd = p.Role == ParameterRole.Kernel ? s.WeightDecay : 0f; // Keras puts regularizers on kernels
+            return new OptimizerSlot(p.Value!, p.Grad!, a, b, wd);
+        }).ToList());
+        return group;
     }
 
     /// <summary>The state as named tensors for a checkpoint ("optimizer/layer/param/slot").</summary>
@@ -97,6 +118,8 @@ public sealed class OptimizerState : IDisposable
 
     public void Dispose()
     {
+        group?.Dispose();
+        group = null;
         foreach (var (_, a, b) in slots.Values) { a.Dispose(); b?.Dispose(); }
         slots.Clear();
     }
